@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install data demo test lint bench clean
+.PHONY: install system data demo test lint bench clean
 
 # The environment is rebuilt when pyproject.toml changes; torch comes from the pinned release.
 $(VENV)/.installed: pyproject.toml
@@ -12,14 +12,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed system
+
+# bubblewrap runs the students' notebooks; as root it is installed here, otherwise say how.
+system:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq bubblewrap; } || \
+	  echo "bubblewrap missing: run 'sudo apt-get install bubblewrap' (sandbox tests will skip)"
 
 data: install
 	$(BIN)/grade data fetch
 
 demo: data
 	$(BIN)/grade list
-	$(BIN)/python bench/reference.py --quick
+	$(BIN)/python bench/reference_figures.py --quick
 
 lint: install
 	$(BIN)/ruff check grader reference tests bench
@@ -28,7 +34,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: data
-	$(BIN)/python bench/reference.py
+	$(BIN)/python bench/reference_figures.py
 	$(BIN)/python bench/minibatch_epoch.py
 
 clean:

@@ -1,7 +1,7 @@
 """Figures for the reference implementations: is every homework answered correctly, and fast?
 
-    python bench/reference.py            everything, the best CNN included (~10 min on 2 CPU cores)
-    python bench/reference.py --quick    everything but the best CNN (~1 min): `make demo` runs this
+    python bench/reference_figures.py           all, the best CNN included (~10 min, 2 CPU cores)
+    python bench/reference_figures.py --quick   all but the best CNN (~1 min): `make demo` runs it
 
 Prints one line per figure. Accuracy is measured here, by the same code the judge uses.
 """

@@ -1,0 +1,393 @@
+"""The agent inside the sandbox: runs one notebook with nbclient, then answers the judge.
+
+It is started by `grader.sandbox.session` as `python agent.py` under bubblewrap, with this file
+and `protocol.py` mounted read-only beside each other and nothing else of the grader. Requests
+arrive as JSON lines on stdin; replies leave on a dedicated pipe that only this process
+holds (its number comes in the first request). The agent makes itself non-dumpable first, so
+code running as the same user (the student's kernel) can neither ptrace it nor open its fds
+through /proc.
+
+Nothing here is trusted by the grader: every reply is validated on the other side.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import queue
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import protocol
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+PR_SET_DUMPABLE = 4
+WORK = Path.cwd()
+PROBE_DIR = Path("/tmp/.probe")
+
+#: Run silently before the first cell: fair, repeatable seeds (a notebook's own seeds still win)
+#: course-era compatibility, and a cap on what print() can send. Placeholders are filled in.
+PRELUDE = """
+import sys as _tg_sys
+
+
+class _TgCapped:
+    \"\"\"Keeps the first {output_limit} characters a stream is given, then drops the rest.\"\"\"
+
+    def __init__(self, stream, limit):
+        self._stream, self._left, self._noted = stream, limit, False
+
+    def write(self, text):
+        text = str(text)
+        if self._left > 0:
+            self._stream.write(text[: self._left])
+        elif not self._noted:
+            self._noted = True
+            self._stream.write("\\n[output truncated]\\n")
+        self._left -= len(text)
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+_tg_sys.stdout = _TgCapped(_tg_sys.stdout, {output_limit})
+_tg_sys.stderr = _TgCapped(_tg_sys.stderr, {output_limit})
+import random as _tg_random
+_tg_random.seed({seed})
+try:
+    import numpy as _tg_np
+    _tg_np.random.seed({seed})
+except ImportError:
+    pass
+if {uses_torch}:
+    import torch as _tg_torch
+    _tg_torch.manual_seed({seed})
+    if {fallback} and not _tg_torch.cuda.is_available():
+        _tg_torch.Tensor.cuda = lambda self, *a, **k: self
+        _tg_torch.nn.Module.cuda = lambda self, *a, **k: self
+        _tg_torch.cuda.set_per_process_memory_fraction = lambda *a, **k: None
+        _tg_torch.cuda.synchronize = lambda *a, **k: None
+        _tg_torch.cuda.empty_cache = lambda *a, **k: None
+    del _tg_torch
+del _tg_random
+"""
+
+#: Runs in the student's kernel for every probe; `_tg_request` is the decoded request.
+PROBE_CODE = """
+def _tg_probe(request, folder):
+    import json, os, numpy as np
+    def to_numpy(value):
+        if hasattr(value, "detach"):
+            value = value.detach().cpu()
+            if str(value.dtype) == "torch.bfloat16":
+                value = value.float()
+            return value.numpy()
+        return np.asarray(value)
+    def save(values):
+        names = []
+        for i, value in enumerate(values):
+            path = os.path.join(folder, f"out-{i}.npy")
+            np.save(path, to_numpy(value), allow_pickle=False)
+            names.append(path)
+        return names
+    def args():
+        arrays = [np.load(p, allow_pickle=False) for p in request["inputs"]]
+        if request.get("torch", True):
+            import torch
+            return [torch.from_numpy(a) for a in arrays]
+        return arrays
+    op = request["op"]
+    scope = globals()
+    if op == "call":
+        result = scope[request["name"]](*args())
+        values = list(result) if isinstance(result, (tuple, list)) else [result]
+        return {"outputs": save(values)}
+    import torch
+    modules = {k: v for k, v in list(scope.items())
+               if isinstance(v, torch.nn.Module) and not k.startswith("_")}
+    def device_of(module):
+        for p in list(module.parameters()) + list(module.buffers()):
+            return p.device
+        return torch.device("cpu")
+    def forward(module, x, batch):
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                device = device_of(module)
+                outs = [module(chunk.to(device)) for chunk in x.split(batch)]
+                outs = [o[0] if isinstance(o, (tuple, list)) else o for o in outs]
+                return torch.cat([o.float().cpu() for o in outs])
+        finally:
+            module.train(was_training)
+    if op == "modules":
+        x = torch.rand(*request["shape"])
+        found = []
+        for name, module in modules.items():
+            entry = {"name": name, "class": type(module).__name__,
+                     "layers": sorted({type(m).__name__ for m in module.modules()})}
+            try:
+                entry["output_shape"] = list(forward(module, x, len(x)).shape)
+            except Exception as exc:
+                entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            found.append(entry)
+        return {"modules": found}
+    if op == "forward":
+        (x,) = args()
+        return {"outputs": save([forward(modules[request["name"]], x, request.get("batch", 500))])}
+    if op == "load":
+        (x,) = args()
+        loaded = torch.load(request["file"], map_location="cpu", weights_only=False)
+        if not isinstance(loaded, torch.nn.Module):
+            raise TypeError(f"{request['file']} holds a {type(loaded).__name__}, not a model")
+        return {"outputs": save([forward(loaded, x, request.get("batch", 500))])}
+    if op == "env":
+        cuda = torch.cuda.is_available()
+        return {"torch": torch.__version__, "cuda": cuda,
+                "gpu": torch.cuda.get_device_name(0) if cuda else None,
+                "peak_memory": torch.cuda.max_memory_allocated() if cuda else None}
+    raise ValueError(f"unknown probe {op!r}")
+"""
+
+
+class CappedClient(NotebookClient):
+    """nbclient, with the outputs it keeps capped: a notebook that prints a gigabyte keeps the
+    first `output_limit` bytes and a note, and the agent's memory stays bounded."""
+
+    def __init__(self, nb: Any, output_limit: int, **kwargs: Any) -> None:
+        super().__init__(nb, **kwargs)
+        self.output_limit = output_limit
+        self.output_bytes = 0
+        self.truncated = False
+        self.timed_out = False
+
+    async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+        self.timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def output(self, outs: list, msg: dict, display_id: Any, cell_index: int) -> Any:
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self.output_bytes += size
+        if self.output_bytes > self.output_limit:
+            if not self.truncated:
+                self.truncated = True
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr",
+                    text=f"\n[output truncated: over {self.output_limit} bytes]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class Agent:
+    def __init__(self, channel: Any, config: dict[str, Any]) -> None:
+        self.channel = channel
+        self.config = config
+        self.client: CappedClient | None = None
+        self.alive = False
+        self.death: str | None = None
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.channel.write(protocol.encode(message))
+        self.channel.flush()
+
+    # ------------------------------------------------------------------ execution
+
+    def execute(self) -> dict[str, Any]:
+        cfg = self.config
+        nb = nbformat.read(WORK / cfg["notebook"], as_version=4)
+        self.client = CappedClient(
+            nb, output_limit=cfg["output_limit"], timeout=cfg["cell_timeout"],
+            kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+            error_on_timeout={"ename": "CellTimeoutError",
+                              "evalue": f"cell ran over {cfg['cell_timeout']} s",
+                              "traceback": []},
+            resources={"metadata": {"path": str(WORK)}}, record_timing=True,
+            startup_timeout=120)
+        deadline = time.monotonic() + cfg["notebook_timeout"]
+        cells: list[dict[str, Any]] = []
+        source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        with self.client.setup_kernel(env=self.kernel_env()):
+            self.alive = True
+            self.run_silently(PRELUDE.format(
+                seed=int(cfg["seed"]), uses_torch="torch" in source,
+                fallback=bool(cfg.get("cpu_fallback")), output_limit=int(cfg["output_limit"])))
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                cells.append(self.execute_cell(cell, index, deadline))
+            nb_json = nbformat.writes(nb)
+            summary = {"event": "executed", "cells": cells, "notebook": nb_json,
+                       "output_truncated": self.client.truncated, "kernel_alive": self.alive}
+            self.reply(summary)
+            if self.alive:
+                self.serve()
+        return summary
+
+    def kernel_env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items()}
+
+    def execute_cell(self, cell: Any, index: int, deadline: float) -> dict[str, Any]:
+        record: dict[str, Any] = {"index": index, "seconds": 0.0, "error": None,
+                                  "timed_out": False, "skipped": None}
+        remaining = deadline - time.monotonic()
+        if not self.alive:
+            record["skipped"] = self.death or "the kernel died in an earlier cell"
+            return record
+        if remaining <= 0:
+            record["skipped"] = "the notebook ran over its time limit"
+            return record
+        assert self.client is not None
+        self.client.timeout = max(1, int(min(self.config["cell_timeout"], remaining)))
+        self.client.timed_out = False
+        original = cell.source
+        cell.source = without_leading_indent(original)
+        start = time.perf_counter()
+        try:
+            self.client.execute_cell(cell, index)
+        except DeadKernelError as exc:
+            self.alive = False
+            record["error"] = f"DeadKernelError: {exc}"[:2000]
+        finally:
+            cell.source = original
+        record["seconds"] = round(time.perf_counter() - start, 4)
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors and record["error"] is None:
+            record["error"] = f"{errors[0].get('ename')}: {errors[0].get('evalue')}"[:2000]
+        if self.client.timed_out:
+            record["timed_out"] = True
+            record["error"] = f"CellTimeoutError: ran over {self.client.timeout} s"
+            self.check_responsive()
+        return record
+
+    def check_responsive(self) -> None:
+        """After a timeout the kernel was interrupted; a kernel that ignores the interrupt
+        would make every later cell and question wait, so it counts as gone."""
+        try:
+            self.run_silently("pass", timeout=10)
+        except TimeoutError:
+            self.alive = False
+            self.death = "the kernel did not stop after a cell ran over its time limit"
+
+    def run_silently(self, code: str, timeout: float = 120) -> dict[str, Any]:
+        """Run code in the kernel without touching the notebook; return the execute reply."""
+        assert self.client is not None and self.client.kc is not None
+        kc = self.client.kc
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        end = time.monotonic() + timeout
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the kernel gave no answer within {timeout:.0f} s")
+            try:
+                msg = run_sync(kc.get_shell_msg)(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"]
+
+    # ------------------------------------------------------------------ probes
+
+    def serve(self) -> None:
+        self.run_silently(PROBE_CODE)
+        for line in sys.stdin.buffer:
+            try:
+                request = protocol.decode(line)
+            except protocol.ProtocolError as exc:
+                self.reply({"ok": False, "error": "ProtocolError", "message": str(exc)})
+                continue
+            if request.get("op") == "close":
+                return
+            self.reply(self.answer(request))
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "file":
+            return self.read_file(request)
+        shutil.rmtree(PROBE_DIR, ignore_errors=True)
+        PROBE_DIR.mkdir(parents=True)
+        inputs = []
+        for i, packed in enumerate(request.pop("arrays", [])):
+            path = PROBE_DIR / f"in-{i}.npy"
+            path.write_bytes(base64.b64decode(packed))
+            inputs.append(str(path))
+        request["inputs"] = inputs
+        encoded = json.dumps(json.dumps(request))
+        code = (f"_tg_answer = _tg_probe(__import__('json').loads({encoded}),"
+                f" {str(PROBE_DIR)!r})\n"
+                f"open({str(PROBE_DIR / 'answer.json')!r}, 'w').write("
+                f"__import__('json').dumps(_tg_answer))\ndel _tg_answer")
+        try:
+            content = self.run_silently(code, timeout=float(request.get("timeout", 300)))
+        except TimeoutError as exc:
+            return {"ok": False, "error": "TimeoutError", "message": str(exc)}
+        if content.get("status") != "ok":
+            return {"ok": False, "error": content.get("ename", "Error"),
+                    "message": str(content.get("evalue", ""))[:2000]}
+        answer = json.loads((PROBE_DIR / "answer.json").read_text())
+        if "outputs" in answer:
+            answer["outputs"] = [base64.b64encode(Path(p).read_bytes()).decode("ascii")
+                                 for p in answer["outputs"]]
+        return {"ok": True, **answer}
+
+    def read_file(self, request: dict[str, Any]) -> dict[str, Any]:
+        path = (WORK / str(request.get("name", ""))).resolve()
+        limit = int(request.get("max_bytes", protocol.MAX_ARRAY_BYTES))
+        if WORK.resolve() not in path.parents or not path.is_file():
+            return {"ok": False, "error": "FileNotFoundError", "message": str(request.get("name"))}
+        if path.stat().st_size > limit:
+            return {"ok": False, "error": "FileTooLarge", "message": f"over {limit} bytes"}
+        return {"ok": True, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+
+
+def without_leading_indent(source: str) -> str:
+    """A cell whose first line starts with a space ran in the course's Jupyter, which strips
+    that indentation from every line that has it; do the same."""
+    first = source.split("\n", 1)[0]
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return source
+    return "\n".join(line[len(indent):] if line.startswith(indent) else line
+                     for line in source.split("\n"))
+
+
+def copy_submission(source: Path, target: Path) -> None:
+    """Copy the handed-in files into the writable work folder, beside the data mounts."""
+    for item in source.iterdir():
+        destination = target / item.name
+        if destination.exists():
+            continue  # a data mount such as ./mnist wins over a handed-in folder of that name
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, destination, symlinks=True)
+        else:
+            shutil.copy2(item, destination, follow_symlinks=False)
+
+
+def main() -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        return 70
+    config = protocol.decode(sys.stdin.buffer.readline())
+    fd = int(config["channel_fd"])
+    os.set_inheritable(fd, False)
+    agent = Agent(os.fdopen(fd, "wb", buffering=0), config)
+    try:
+        copy_submission(Path(agent.config["submission"]), WORK)
+        agent.execute()
+    except Exception as exc:  # the grader records it; the traceback helps a TA
+        agent.reply({"event": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000],
+                     "traceback": traceback.format_exc()[-4000:]})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

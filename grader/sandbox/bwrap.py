@@ -1,0 +1,105 @@
+"""The bubblewrap command line: what a sandboxed notebook can see, and as whom it runs.
+
+Everything is hidden unless listed here (an allowlist, never `--ro-bind / /` with masks): the
+system's /usr, the Python interpreter and its environment, the agent's two files, the handed-in
+files, and the public MNIST view. The grader's source tree, the assignments' hidden tests and
+solutions, the gradebook, the output folder and the private hold-out are simply not there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+SANDBOX_HOME = "/home/student"
+WORK_DIR = f"{SANDBOX_HOME}/work"
+AGENT_DIR = "/opt/torchgrade"
+SUBMISSION_DIR = "/submission"
+#: Roots course notebooks pass to torchvision's MNIST; each gets the public view.
+DATA_ROOTS = ("mnist", "data", "dataset", "datasets", "MNIST_data")
+NOBODY = 65534
+
+_PASSWD = f"student:x:{NOBODY}:{NOBODY}:student:{SANDBOX_HOME}:/bin/sh\n"
+_GROUP = f"student:x:{NOBODY}:\n"
+_HOSTS = "127.0.0.1 localhost sandbox\n::1 localhost\n"
+
+
+def executable() -> str | None:
+    return shutil.which("bwrap")
+
+
+def write_etc(folder: Path) -> Path:
+    """A minimal /etc: who the student is, localhost, and the dynamic linker's cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "passwd").write_text(_PASSWD)
+    (folder / "group").write_text(_GROUP)
+    (folder / "hosts").write_text(_HOSTS)
+    (folder / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+    return folder
+
+
+def _system_mounts() -> list[str]:
+    """/usr read-only, and the merged-/usr links (or the directories where they are real)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", str(path.readlink()), f"/{name}"]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), f"/{name}"]
+    return args
+
+
+def _python_mounts() -> list[str]:
+    """The interpreter's installation and the virtual environment, read-only, at their paths."""
+    roots: list[str] = []
+    for prefix in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
+        if not str(prefix).startswith("/usr/"):
+            roots.append(str(prefix))
+    args: list[str] = []
+    for root in sorted(roots):
+        args += ["--ro-bind", root, root]
+    return args
+
+
+def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path,
+            data_view: Path | None, disk_mb: int, gpu_devices: list[str],
+            env: dict[str, str]) -> list[str]:
+    """The full bwrap argv for one run of the agent."""
+    bwrap = executable()
+    if bwrap is None:
+        raise FileNotFoundError("bwrap")
+    size = str(disk_mb << 20)
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
+            *_system_mounts(), "--proc", "/proc", "--dev", "/dev",
+            "--size", size, "--tmpfs", "/dev/shm",
+            "--size", size, "--tmpfs", "/tmp",
+            "--tmpfs", "/run", "--tmpfs", "/root", "--tmpfs", "/home",
+            "--size", size, "--tmpfs", SANDBOX_HOME]
+    for name in ("passwd", "group", "hosts", "nsswitch.conf"):
+        args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    if Path("/etc/ld.so.cache").exists():
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += _python_mounts()
+    for path in agent_files:
+        args += ["--ro-bind", str(path), f"{AGENT_DIR}/{path.name}"]
+    args += ["--ro-bind", str(submission), SUBMISSION_DIR, "--dir", WORK_DIR]
+    if data_view is not None:
+        for root in DATA_ROOTS:
+            args += ["--ro-bind", str(data_view), f"{WORK_DIR}/{root}"]
+    for device in gpu_devices:
+        args += ["--dev-bind", device, device]
+    args += ["--chdir", WORK_DIR, "--clearenv"]
+    for key, value in sorted(env.items()):
+        args += ["--setenv", key, value]
+    return [*args, "--", python, f"{AGENT_DIR}/agent.py"]
+
+
+def gpu_device_nodes(indices: list[int]) -> list[str]:
+    """The NVIDIA device nodes a job with these GPUs needs bound into its sandbox."""
+    nodes = [f"/dev/nvidia{i}" for i in indices]
+    nodes += ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
+              "/dev/nvidia-modeset"]
+    return [n for n in nodes if Path(n).exists()]
