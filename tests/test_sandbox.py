@@ -397,3 +397,25 @@ def test_without_bubblewrap_limits_still_apply_and_it_says_so(tmp_path, view):
     record, (files,) = run(folder, view, lambda s: s.call("where", torch=False), sandboxed=False)
     assert record.notes[0] == "not sandboxed: resource limits only"
     assert files == 4
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+def _host_has_gpu() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _host_has_gpu(), reason="no GPU on this machine (CI has none)")
+def test_gpu_is_bound_in_and_named(tmp_path, view):
+    folder = notebook(tmp_path / "sub", "import torch\nx = torch.randn(2048, 2048).cuda()\n"
+                      "y = (x @ x).sum()")
+    record, env = run(folder, view, lambda s: s.environment(), gpus=(0,))
+    assert record.outcome == "completed", record.reason
+    assert env["cuda"] is True and env["gpu"]
+    assert record.cells[0].synced_seconds is not None

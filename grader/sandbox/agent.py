@@ -82,6 +82,13 @@ if {uses_torch}:
 del _tg_random
 """
 
+#: Waits for queued GPU work, so a cell's time includes the kernels it launched.
+CUDA_SYNC = """
+import sys as _tg_sys
+if "torch" in _tg_sys.modules and _tg_sys.modules["torch"].cuda.is_available():
+    _tg_sys.modules["torch"].cuda.synchronize()
+"""
+
 #: Runs in the student's kernel for every probe; `_tg_request` is the decoded request.
 PROBE_CODE = """
 def _tg_probe(request, folder):
@@ -260,6 +267,9 @@ class Agent:
         finally:
             cell.source = original
         record["seconds"] = round(time.perf_counter() - start, 4)
+        if self.config.get("cuda_sync") and self.alive and not self.client.timed_out:
+            self.run_silently(CUDA_SYNC, timeout=60)
+            record["synced_seconds"] = round(time.perf_counter() - start, 4)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if errors and record["error"] is None:
             record["error"] = f"{errors[0].get('ename')}: {errors[0].get('evalue')}"[:2000]

@@ -30,6 +30,13 @@ class ResourceLimits:
     open_files: int = 1024
     disk_mb: int = 1024           # size of the writable home and /tmp (tmpfs, charged to memory)
 
+    @classmethod
+    def for_run(cls, memory_mb: int, wall_seconds: int, cores: int | None = None) -> ResourceLimits:
+        """Limits for a notebook allowed `wall_seconds`: RLIMIT_CPU counts every thread, and
+        torch uses every core, so the CPU budget is cores x wall time."""
+        cores = cores or os.cpu_count() or 1
+        return cls(memory_mb=memory_mb, cpu_seconds=cores * wall_seconds)
+
 
 def rlimits(limits: ResourceLimits, with_memory: bool) -> list[tuple[int, int]]:
     """(resource, value) pairs applied to the sandbox's first process before exec."""

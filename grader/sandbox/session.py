@@ -55,6 +55,7 @@ class CellRecord:
     error: str | None
     timed_out: bool
     skipped: str | None
+    synced_seconds: float | None = None  # with the GPU's queued work waited for
 
 
 @dataclass
@@ -158,7 +159,7 @@ class Session:
                     "submission": bwrap.SUBMISSION_DIR if cfg.sandboxed else str(staged),
                     "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
                     "output_limit": cfg.output_limit, "seed": cfg.seed,
-                    "cpu_fallback": cfg.cpu_fallback})
+                    "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus)})
 
     def _env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -393,9 +394,11 @@ def _cell(raw: Any) -> CellRecord:
     def text(value: Any) -> str | None:
         return str(value)[:2000] if value is not None else None
 
+    synced = raw.get("synced_seconds")
     return CellRecord(index=int(raw.get("index", -1)), seconds=float(raw.get("seconds", 0.0)),
                       error=text(raw.get("error")), timed_out=bool(raw.get("timed_out")),
-                      skipped=text(raw.get("skipped")))
+                      skipped=text(raw.get("skipped")),
+                      synced_seconds=float(synced) if synced is not None else None)
 
 
 def stage(source: Path, target: Path) -> list[str]:
