@@ -36,6 +36,7 @@ test: lint
 bench: data
 	$(BIN)/python bench/reference_figures.py
 	$(BIN)/python bench/minibatch_epoch.py
+	$(BIN)/python bench/sandbox_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
