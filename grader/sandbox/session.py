@@ -216,7 +216,7 @@ class Session:
         self.record.wall_seconds = round(time.monotonic() - start, 3)
         if not cfg.sandboxed:
             self.record.notes.insert(0, "not sandboxed: resource limits only")
-        if cfg.cpu_fallback and not cfg.gpus:
+        if cfg.cpu_fallback and not cfg.gpus and ".cuda(" in (self.record.notebook or ""):
             self.record.notes.append("CPU fallback: .cuda() calls ran on the CPU")
         return self.record
 
@@ -260,13 +260,18 @@ class Session:
 
     # ------------------------------------------------------------------ probes
 
-    def call(self, name: str, *arrays: Any, torch: bool = True,
+    def call(self, name: str, *arrays: Any, torch: bool = True, no_grad: bool = False,
              timeout: float = 120) -> list[np.ndarray]:
         """Call the notebook's function `name` with these arrays (as torch tensors unless
-        torch=False); return what it returned, as arrays."""
+        torch=False, under torch.no_grad() if no_grad); return what it returned, as arrays."""
         return self._outputs(self._ask({"op": "call", "name": name, "torch": torch,
+                                        "no_grad": no_grad,
                                         "arrays": [protocol.pack_array(a) for a in arrays]},
                                        timeout))
+
+    def value(self, name: str, timeout: float = 60) -> np.ndarray:
+        """A variable of the notebook (a tensor, an array or a number), as an array."""
+        return self._single(self._ask({"op": "value", "name": name}, timeout))
 
     def modules(self, shape: tuple[int, ...] = (2, 1, 28, 28),
                 timeout: float = 120) -> list[dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""Exports of the gradebook: CSV for a TA, Gradescope results.json, Canvas grade import.
+
+A row is what `Gradebook.rows()` returns: one student's current result for one notebook.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.judge.grade import Result
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    """`grade check --json`: total, max, per item and per run, for a student's own scripts."""
+    return {
+        "student": result.student,
+        "notebook": result.notebook,
+        "total": result.total,
+        "max": result.max,
+        "items": [{"name": i.name, "score": i.score, "max": i.max, "feedback": i.feedback}
+                  for i in result.items],
+        "run": {"outcome": result.run.outcome, "reason": result.run.reason,
+                "seconds": result.run.wall_seconds,
+                "device": result.environment.get("gpu") or "cpu",
+                "notes": result.run.notes},
+    }
+
+
+def write(fmt: str, rows: list[dict[str, Any]], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return {"csv": _csv, "gradescope": _gradescope, "canvas": _canvas}[fmt](rows, out)
+
+
+def _csv(rows: list[dict[str, Any]], out: Path) -> Path:
+    path = out / "gradebook.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["hw", "student", "notebook", "outcome", "total", "max", "item", "score",
+                         "item_max", "feedback", "reason"])
+        for row in rows:
+            base = [row["hw"], row["student"], row["notebook"], row["outcome"], row["total"],
+                    row["max"]]
+            for item in row["items"] or [None]:
+                if item is None:
+                    writer.writerow([*base, "", "", "", "", row["reason"]])
+                else:
+                    writer.writerow([*base, item["name"], item["score"], item["max"],
+                                     item["feedback"], row["reason"]])
+    return path
+
+
+def _gradescope(rows: list[dict[str, Any]], out: Path) -> Path:
+    folder = out / "gradescope"
+    folder.mkdir(exist_ok=True)
+    for row in rows:
+        tests = [{"name": i["name"], "score": i["score"], "max_score": i["max"],
+                  "output": i["feedback"],
+                  "visibility": "after_published" if i["hidden"] else "visible"}
+                 for i in row["items"]]
+        payload = {"score": row["total"], "tests": tests,
+                   "output": f"{row['outcome']}: {row['reason']}" if row["reason"] else ""}
+        name = f"{row['student']}_{row['notebook'].removesuffix('.ipynb')}.results.json"
+        (folder / name).write_text(json.dumps(payload, indent=2))
+    return folder
+
+
+def _canvas(rows: list[dict[str, Any]], out: Path) -> Path:
+    """One column per homework, the student's points summed over its notebooks."""
+    totals: dict[str, dict[str, float]] = {}
+    for row in rows:
+        totals.setdefault(row["student"], {}).setdefault(row["hw"], 0.0)
+        totals[row["student"]][row["hw"]] += row["total"]
+    homeworks = sorted({row["hw"] for row in rows})
+    path = out / "canvas.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *homeworks])
+        for student in sorted(totals):
+            writer.writerow([student, "", "", student, "",
+                             *[f"{totals[student].get(hw, 0.0):g}" for hw in homeworks]])
+    return path

@@ -1,0 +1,138 @@
+"""The gradebook: one SQLite file (WAL) that never loses a result and never holds one twice.
+
+A result is keyed by what decides it: the submission's content hash, the assignment's version
+and the digest of its folder (rubric, template, limits). A re-run grades only keys it has not
+seen. Each result and its items are written in one transaction, so a batch killed with
+`kill -9` leaves every finished result whole and nothing of the one in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from grader.judge.grade import Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key          TEXT PRIMARY KEY,
+    hw           TEXT NOT NULL,
+    student      TEXT NOT NULL,
+    notebook     TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    total        REAL NOT NULL,
+    max          REAL NOT NULL,
+    wall_seconds REAL,
+    device       TEXT,
+    record       TEXT NOT NULL,
+    graded_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    key      TEXT NOT NULL REFERENCES results(key) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    score    REAL NOT NULL,
+    max      REAL NOT NULL,
+    feedback TEXT NOT NULL,
+    hidden   INTEGER NOT NULL,
+    status   TEXT NOT NULL,
+    PRIMARY KEY (key, position)
+);
+CREATE TABLE IF NOT EXISTS latest (
+    hw       TEXT NOT NULL,
+    student  TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    key      TEXT NOT NULL REFERENCES results(key),
+    PRIMARY KEY (hw, student, notebook)
+);
+"""
+
+
+def result_key(content_hash: str, version: str, digest: str) -> str:
+    return f"{content_hash}:{version}:{digest}"
+
+
+class Gradebook:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def has(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+
+    def mark_latest(self, hw: str, student: str, notebook: str, key: str) -> None:
+        """A submission graded before under this key is this student's current one again."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
+                       (hw, student, notebook, key))
+
+    def store(self, hw: str, key: str, result: Result) -> None:
+        """Write one result and its items atomically (replacing an earlier one with this key)."""
+        run = result.run
+        record = asdict(run)
+        record.pop("notebook", None)
+        record["environment"] = result.environment
+        device = result.environment.get("gpu") or ("cpu" if result.environment else None)
+        with self._transaction() as db:
+            db.execute("DELETE FROM items WHERE key = ?", (key,))
+            db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (key, hw, result.student, result.notebook, result.content_hash,
+                        run.outcome, run.reason, result.total, result.max, run.wall_seconds,
+                        device, json.dumps(record), time.time()))
+            db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?)", [
+                (key, i, item.name, item.score, item.max, item.feedback, int(item.hidden),
+                 item.status) for i, item in enumerate(result.items)])
+            db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
+                       (hw, result.student, result.notebook, key))
+
+    def store_rejected(self, hw: str, student: str, notebook: str, reason: str) -> None:
+        key = f"rejected:{hw}:{student}:{notebook}"
+        record = json.dumps({"outcome": "rejected", "reason": reason})
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (key, hw, student, notebook, "", "rejected", reason, 0.0, 0.0, None,
+                        None, record, time.time()))
+            db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
+                       (hw, student, notebook, key))
+
+    def rows(self, hw: str | None = None) -> list[dict[str, Any]]:
+        """The current result of every student and notebook, with its items."""
+        query = ("SELECT r.* FROM latest l JOIN results r ON r.key = l.key"
+                 + (" WHERE l.hw = ?" if hw else "") + " ORDER BY l.hw, l.student, l.notebook")
+        cursor = self.db.execute(query, (hw,) if hw else ())
+        columns = [c[0] for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            items = self.db.execute("SELECT name, score, max, feedback, hidden, status FROM items"
+                                    " WHERE key = ? ORDER BY position", (row["key"],))
+            row["items"] = [dict(zip(("name", "score", "max", "feedback", "hidden", "status"),
+                                     item, strict=True)) for item in items]
+        return rows
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]

@@ -1,0 +1,1 @@
+"""The trusted judge: rubric tests, numeric comparison, accuracy, timing."""

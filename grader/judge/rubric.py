@@ -1,0 +1,161 @@
+"""Rubric tests are ordinary pytest files; this module runs them against one submission.
+
+A rubric test asks for fixtures and declares its worth with a marker:
+
+    @pytest.mark.points(3)
+    def test_gradients(student, reference, credit):
+        ...
+        assert ok, "dW1 is off by a factor of n: the loss is a sum, not a mean"
+
+Passing earns the points; failing earns nothing, and the assertion's message is the student's
+feedback. `credit(fraction, why)` grants part of the points from a test that then passes.
+Fixtures: `student` (the sandbox session: call, modules, forward, ...), `run` (the RunRecord),
+`reference` (the `reference` package), `mnist` (the split, hold-out included; None if MNIST is
+not provisioned), `assignment`, `settings` (the assignment.toml tables), `credit`.
+Everything runs in the trusted process; hidden tests never enter the sandbox.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Item:
+    """One rubric test's result, as stored and shown."""
+
+    name: str
+    score: float
+    max: float
+    feedback: str
+    hidden: bool
+    status: str  # passed, partial, failed, error
+
+
+@dataclass
+class Context:
+    """What the fixtures hand to rubric tests."""
+
+    student: Any
+    run: Any
+    assignment: Any
+    mnist: Any = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Credit:
+    """Partial credit: `credit(0.5, "why")` inside a test; the test must still pass."""
+
+    def __init__(self) -> None:
+        self.fraction: float | None = None
+        self.notes: list[str] = []
+
+    def __call__(self, fraction: float, why: str = "") -> None:
+        self.fraction = max(0.0, min(1.0, float(fraction)))
+        if why:
+            self.notes.append(why)
+
+
+class _Plugin:
+    def __init__(self, context: Context, hidden: set[Path]) -> None:
+        self.context = context
+        self.hidden = hidden
+        self.items: dict[str, Item] = {}
+        self.credits: dict[str, Credit] = {}
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "points(n): what the rubric item is worth")
+
+    @pytest.fixture
+    def student(self) -> Any:
+        return self.context.student
+
+    @pytest.fixture
+    def run(self) -> Any:
+        return self.context.run
+
+    @pytest.fixture
+    def reference(self) -> Any:
+        return importlib.import_module("reference")
+
+    @pytest.fixture
+    def mnist(self) -> Any:
+        return self.context.mnist
+
+    @pytest.fixture
+    def assignment(self) -> Any:
+        return self.context.assignment
+
+    @pytest.fixture
+    def settings(self) -> dict[str, Any]:
+        return self.context.settings
+
+    @pytest.fixture
+    def credit(self, request: pytest.FixtureRequest) -> Credit:
+        return self.credits.setdefault(request.node.nodeid, Credit())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self._record(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            name = Path(str(report.nodeid)).name or str(report.nodeid)
+            self.items[report.nodeid] = Item(name, 0.0, 0.0, f"rubric file broken: "
+                                             f"{_message(report)}", False, "error")
+
+    def _record(self, report: pytest.TestReport) -> None:
+        points = float(getattr(report, "points", 1.0))
+        credit = self.credits.get(report.nodeid)
+        name = report.nodeid.split("::")[-1]
+        hidden = bool(getattr(report, "hidden", False))
+        if report.passed:
+            fraction = credit.fraction if credit and credit.fraction is not None else 1.0
+            feedback = "; ".join(credit.notes) if credit else ""
+            status = "passed" if fraction == 1.0 else "partial"
+            self.items[report.nodeid] = Item(name, round(points * fraction, 4), points,
+                                             feedback, hidden, status)
+        else:
+            status = "failed" if report.when == "call" else "error"
+            self.items[report.nodeid] = Item(name, 0.0, points, _message(report), hidden, status)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+        outcome = yield
+        marker = item.get_closest_marker("points")
+        report = outcome.get_result()
+        report.points = float(marker.args[0]) if marker and marker.args else 1.0
+        report.hidden = Path(item.path).resolve() in self.hidden
+
+
+def _message(report: Any) -> str:
+    """The assertion's own message when there is one, else the exception's last line."""
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    first = text.strip().splitlines()[0] if text.strip() else "failed"
+    for prefix in ("AssertionError: ", "grader.sandbox.session.ProbeError: "):
+        first = first.removeprefix(prefix)
+    return first.removeprefix("assert ")[:500] if first.startswith("assert ") else first[:500]
+
+
+def run_rubric(public: list[Path], hidden: list[Path], context: Context) -> list[Item]:
+    """Run the rubric files against one submission; one Item per test, in file order."""
+    files = [p.resolve() for p in [*public, *hidden]]
+    if not files:
+        return []
+    plugin = _Plugin(context, {p.resolve() for p in hidden})
+    with tempfile.TemporaryDirectory() as scratch:
+        ini = Path(scratch) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        args = ["-c", str(ini), "--rootdir", scratch, "-p", "no:cacheprovider", "-p",
+                "no:terminal", "-p", "no:warnings", "--import-mode=importlib",
+                "-o", "python_files=*.py", *map(str, files)]
+        pytest.main(args, plugins=[plugin])
+    return list(plugin.items.values())
