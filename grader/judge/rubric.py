@@ -72,27 +72,27 @@ class _Plugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "points(n): what the rubric item is worth")
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def student(self) -> Any:
         return self.context.student
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def run(self) -> Any:
         return self.context.run
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def reference(self) -> Any:
         return importlib.import_module("reference")
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def mnist(self) -> Any:
         return self.context.mnist
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def assignment(self) -> Any:
         return self.context.assignment
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def settings(self) -> dict[str, Any]:
         return self.context.settings
 
@@ -140,7 +140,7 @@ def _message(report: Any) -> str:
     crash = getattr(longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(longrepr)
     first = text.strip().splitlines()[0] if text.strip() else "failed"
-    for prefix in ("AssertionError: ", "grader.sandbox.session.ProbeError: "):
+    for prefix in ("AssertionError: ", "Failed: ", "grader.sandbox.session.ProbeError: "):
         first = first.removeprefix(prefix)
     return first.removeprefix("assert ")[:500] if first.startswith("assert ") else first[:500]
 

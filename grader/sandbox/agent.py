@@ -111,8 +111,8 @@ def _tg_probe(request, folder):
         arrays = [np.load(p, allow_pickle=False) for p in request["inputs"]]
         if request.get("torch", True):
             import torch
-            return [torch.from_numpy(a) for a in arrays]
-        return arrays
+            return [a.item() if a.ndim == 0 else torch.from_numpy(a) for a in arrays]
+        return [a.item() if a.ndim == 0 else a for a in arrays]
     op = request["op"]
     scope = globals()
     if op == "call":
@@ -330,6 +330,8 @@ class Agent:
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "file":
             return self.read_file(request)
+        if request.get("op") == "files":
+            return {"ok": True, "files": list_files(WORK, set(self.config["data_roots"]))}
         shutil.rmtree(PROBE_DIR, ignore_errors=True)
         PROBE_DIR.mkdir(parents=True)
         inputs = []
@@ -375,6 +377,19 @@ def without_leading_indent(source: str) -> str:
         return source
     return "\n".join(line[len(indent):] if line.startswith(indent) else line
                      for line in source.split("\n"))
+
+
+def list_files(folder: Path, data_roots: set[str], limit: int = 1000) -> list[list[Any]]:
+    """[name, size] of the regular files the notebook left in its folder (data mounts aside)."""
+    found: list[list[Any]] = []
+    for path in sorted(folder.rglob("*")):
+        if len(found) >= limit:
+            break
+        relative = path.relative_to(folder)
+        if relative.parts[0] in data_roots or path.is_symlink() or not path.is_file():
+            continue
+        found.append([str(relative), path.stat().st_size])
+    return found
 
 
 def copy_submission(source: Path, target: Path) -> None:

@@ -159,7 +159,8 @@ class Session:
                     "submission": bwrap.SUBMISSION_DIR if cfg.sandboxed else str(staged),
                     "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
                     "output_limit": cfg.output_limit, "seed": cfg.seed,
-                    "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus)})
+                    "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
+                    "data_roots": list(bwrap.DATA_ROOTS)})
 
     def _env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -263,7 +264,8 @@ class Session:
     def call(self, name: str, *arrays: Any, torch: bool = True, no_grad: bool = False,
              timeout: float = 120) -> list[np.ndarray]:
         """Call the notebook's function `name` with these arrays (as torch tensors unless
-        torch=False, under torch.no_grad() if no_grad); return what it returned, as arrays."""
+        torch=False, under torch.no_grad() if no_grad; a 0-d array arrives as a Python number);
+        return what it returned, as arrays."""
         return self._outputs(self._ask({"op": "call", "name": name, "torch": torch,
                                         "no_grad": no_grad,
                                         "arrays": [protocol.pack_array(a) for a in arrays]},
@@ -297,6 +299,14 @@ class Session:
         """torch version, whether CUDA was available, the GPU's name and peak memory."""
         answer = self._ask({"op": "env"}, timeout)
         return {k: answer.get(k) for k in ("torch", "cuda", "gpu", "peak_memory")}
+
+    def files(self, timeout: float = 60) -> dict[str, int]:
+        """The files the notebook left in its work folder, with their sizes."""
+        listing = self._ask({"op": "files"}, timeout).get("files")
+        if not isinstance(listing, list) or not all(
+                isinstance(f, list) and len(f) == 2 for f in listing):
+            raise ProbeError("malformed file list", "malformed")
+        return {str(name): int(size) for name, size in listing}
 
     def read_file(self, name: str, max_bytes: int = 16 << 20, timeout: float = 60) -> bytes:
         """The bytes of a file the notebook left in its work folder (at most max_bytes)."""

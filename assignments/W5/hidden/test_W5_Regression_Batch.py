@@ -1,0 +1,18 @@
+"""W5 hidden rubric: the trained model, judged on fresh points the notebook never saw."""
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.points(5)
+def test_fit_reaches_the_noise_floor(student, reference, credit):
+    rng = np.random.default_rng()
+    x = rng.uniform(-1, 1, (20_000, 1)).astype(np.float32)
+    y = x**2 + 0.2 * rng.uniform(0, 1, x.shape).astype(np.float32)
+    (prediction,) = student.call("predict", x)
+    mse = float(np.mean((np.asarray(prediction, dtype=np.float64).reshape(y.shape) - y) ** 2))
+    ratio = mse / reference.minibatch.NOISE_FLOOR
+    assert ratio < 3, f"MSE on fresh points {mse:.5f} = {ratio:.2f} x the noise floor 0.00333 " \
+        "(full points within 1.1 x)"
+    credit(min(1.0, (3 - ratio) / (3 - 1.1)),
+           f"MSE on fresh points {mse:.5f} = {ratio:.2f} x the noise floor")

@@ -1,0 +1,42 @@
+"""W5 public rubric: one epoch of mini-batches, and the batch-mean gradient."""
+
+import numpy as np
+import pytest
+import torch
+
+from grader.judge import gradients
+
+
+@pytest.mark.points(2)
+def test_each_index_once_per_epoch(student):
+    first = student.call("minibatches", np.array(103), np.array(10), torch=False)
+    second = student.call("minibatches", np.array(103), np.array(10), torch=False)
+    seen = np.sort(np.concatenate([np.ravel(b) for b in first]).astype(np.int64))
+    missing = sorted(set(range(103)) - set(seen.tolist()))
+    assert not missing, f"one epoch of 103 points in batches of 10 leaves out {len(missing)} " \
+        "points (the last, shorter batch is missing?)"
+    assert seen.tolist() == list(range(103)), "some points are visited twice in one epoch"
+    sizes = [np.size(b) for b in first]
+    assert all(s == 10 for s in sizes[:-1]), f"batch sizes {sizes}: every batch but the last " \
+        "must hold |B| = 10 points"
+    order = np.concatenate([np.ravel(b) for b in second])
+    assert not np.array_equal(np.concatenate([np.ravel(b) for b in first]), order), \
+        "two epochs visit the points in the same order: draw a new permutation each epoch"
+
+
+@pytest.mark.points(3)
+def test_batch_gradient_is_the_mean(student, reference):
+    rng = np.random.default_rng()
+    problem = gradients.random_problem(rng, 16, 6)
+    mine = [np.asarray(g, dtype=np.float64) for g in student.call("batch_gradients", *problem)]
+    params = [torch.from_numpy(a) for a in problem[2:]]
+    right = reference.minibatch.batch_gradients(torch.from_numpy(problem[0]),
+                                                torch.from_numpy(problem[1]), params)
+    ratios = [float(np.median(m.reshape(r.shape) / r.numpy())) if m.size == r.numel() else None
+              for m, r in zip(mine, right, strict=False)]
+    if all(r is not None and abs(r - 16) < 1e-6 for r in ratios):
+        pytest.fail("the gradient is the batch sum, not the batch mean: divide by |B| = 16")
+    for name, m, r in zip(gradients.NAMES, mine, right, strict=False):
+        assert m.size == r.numel(), f"{name} has shape {list(m.shape)}, expected {list(r.shape)}"
+        error = np.linalg.norm(m.reshape(r.shape) - r.numpy()) / np.linalg.norm(r.numpy())
+        assert error < 1e-6, f"{name} is not the batch-mean gradient (relative error {error:.2g})"

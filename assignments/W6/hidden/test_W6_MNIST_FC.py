@@ -1,0 +1,47 @@
+"""W6 hidden rubric: accuracy measured by the grader on the test set and on the private
+hold-out, and the architecture the homework asks for."""
+
+import pytest
+
+from grader.judge import models
+
+
+@pytest.fixture(scope="module")
+def scores(student, mnist):
+    if mnist is None:
+        pytest.fail("MNIST is not provisioned on the grading machine: `grade data fetch`")
+    found = models.find(student)
+    assert found.name, found.feedback
+    return found, models.accuracy(found, student, mnist.test_images, mnist.test_labels), \
+        models.accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
+
+
+@pytest.mark.points(10)
+def test_test_accuracy(scores, settings, credit):
+    _, test, holdout = scores
+    curve = settings.get("accuracy", {})
+    baseline, target = float(curve.get("baseline", 0.92)), float(curve.get("target", 0.995))
+    earned = min(1.0, max(0.0, (test - baseline) / (target - baseline)))
+    assert earned > 0, f"test accuracy {test:.4f} measured by the grader: no better than the " \
+        f"slide's baseline {baseline:.2f}"
+    credit(earned, f"test accuracy {test:.4f}, private hold-out {holdout:.4f} (measured by the "
+           f"grader; full points at {target:.3f})")
+
+
+@pytest.mark.points(2)
+def test_holdout_agrees_with_test(scores, settings):
+    _, test, holdout = scores
+    gap = float(settings.get("accuracy", {}).get("max_gap", 0.02))
+    assert test - holdout <= gap, f"test accuracy {test:.4f} but {holdout:.4f} on images the " \
+        "notebook never saw: did the model train on the test set?"
+
+
+@pytest.mark.points(3)
+def test_architecture(scores, credit):
+    found, _, _ = scores
+    wanted = {"Conv2d": "convolutions", "BatchNorm2d": "batch norm", "Dropout": "dropout"}
+    present = [what for layer, what in wanted.items() if layer in found.layers]
+    missing = [what for layer, what in wanted.items() if layer not in found.layers]
+    assert present, f"the model `{found.name}` has no {', '.join(missing)}"
+    credit(len(present) / len(wanted),
+           f"missing: {', '.join(missing)}" if missing else "convolutions, batch norm, dropout")

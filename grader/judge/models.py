@@ -1,0 +1,75 @@
+"""Finding a notebook's final MNIST model, and measuring its accuracy here, in the judge.
+
+The contract's `model` comes first; else any nn.Module in the namespace that maps a
+(k, 1, 28, 28) batch to (k, 10) (the last one defined wins, as a notebook's last model is
+usually its best); else a whole saved model file (`*.pth`, `*.pt`, `*.pkl`), unpickled inside
+the sandbox. The sandbox returns logits; the argmax and the comparison with the labels happen
+here, so nothing the notebook prints or patches can move the figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.sandbox import ProbeError
+
+CONTRACT = "model"
+CHUNK = 2000  # images per question: 2000 x 784 float32 is 6 MB on the wire
+SAVED = (".pth", ".pt", ".pkl")
+
+
+@dataclass(frozen=True)
+class Found:
+    name: str = ""                 # a variable name, or a file name when `from_file`
+    from_file: bool = False
+    layers: frozenset[str] = field(default_factory=frozenset)
+    feedback: str = ""
+
+
+def find(student: Any, batch: int = 2) -> Found:
+    modules = student.modules((batch, 1, 28, 28))
+    classifiers = [m for m in modules if m.get("output_shape") == [batch, 10]]
+    for entry in classifiers:
+        if entry["name"] == CONTRACT:
+            return _found(entry)
+    if classifiers:
+        note = f"no `{CONTRACT}` variable; graded `{classifiers[-1]['name']}` instead"
+        return _found(classifiers[-1], note)
+    probe = np.zeros((batch, 1, 28, 28), np.float32)
+    for name in _saved_files(student):
+        try:
+            if student.load_and_forward(name, probe).shape == (batch, 10):
+                return Found(name, True, frozenset(), f"no model in the notebook; graded {name}")
+        except ProbeError:
+            continue
+    tried = ", ".join(f"{m['name']} ({m.get('error') or m.get('output_shape')})"
+                      for m in modules) or "none"
+    return Found(feedback="no model maps a (k, 1, 28, 28) batch to (k, 10) scores; "
+                          f"modules found: {tried}")
+
+
+def _found(entry: dict[str, Any], note: str = "") -> Found:
+    return Found(entry["name"], False, frozenset(entry.get("layers", [])), note)
+
+
+def _saved_files(student: Any) -> list[str]:
+    try:
+        return [name for name in student.files() if name.endswith(SAVED)]
+    except ProbeError:
+        return []
+
+
+def accuracy(found: Found, student: Any, images: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of `images` (uint8, N x 28 x 28) whose argmax logit is the label."""
+    correct = 0
+    for start in range(0, len(images), CHUNK):
+        x = (np.asarray(images[start:start + CHUNK], dtype=np.float32) / 255.0)[:, None]
+        logits = (student.load_and_forward(found.name, x) if found.from_file
+                  else student.forward(found.name, x))
+        if logits.shape != (len(x), 10):
+            raise ProbeError(f"{found.name} returned shape {list(logits.shape)}", "malformed")
+        correct += int((logits.argmax(1) == labels[start:start + CHUNK]).sum())
+    return correct / len(images)
