@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,30 +73,6 @@ class _Plugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "points(n): what the rubric item is worth")
 
-    @pytest.fixture(scope="session")
-    def student(self) -> Any:
-        return self.context.student
-
-    @pytest.fixture(scope="session")
-    def run(self) -> Any:
-        return self.context.run
-
-    @pytest.fixture(scope="session")
-    def reference(self) -> Any:
-        return importlib.import_module("reference")
-
-    @pytest.fixture(scope="session")
-    def mnist(self) -> Any:
-        return self.context.mnist
-
-    @pytest.fixture(scope="session")
-    def assignment(self) -> Any:
-        return self.context.assignment
-
-    @pytest.fixture(scope="session")
-    def settings(self) -> dict[str, Any]:
-        return self.context.settings
-
     @pytest.fixture
     def credit(self, request: pytest.FixtureRequest) -> Credit:
         return self.credits.setdefault(request.node.nodeid, Credit())
@@ -134,6 +111,19 @@ class _Plugin:
         report.hidden = Path(item.path).resolve() in self.hidden
 
 
+def _fixtures(context: Context) -> types.ModuleType:
+    """A plugin module of session-scoped fixtures (one pytest session is one submission)."""
+    module = types.ModuleType("torchgrade_rubric_fixtures")
+    values = {"student": context.student, "run": context.run, "assignment": context.assignment,
+              "mnist": context.mnist, "settings": context.settings,
+              "reference": importlib.import_module("reference")}
+    for name, value in values.items():
+        def fixture(value: Any = value) -> Any:
+            return value
+        setattr(module, name, pytest.fixture(scope="session", name=name)(fixture))
+    return module
+
+
 def _message(report: Any) -> str:
     """The assertion's own message when there is one, else the exception's last line."""
     longrepr = report.longrepr
@@ -157,5 +147,5 @@ def run_rubric(public: list[Path], hidden: list[Path], context: Context) -> list
         args = ["-c", str(ini), "--rootdir", scratch, "-p", "no:cacheprovider", "-p",
                 "no:terminal", "-p", "no:warnings", "--import-mode=importlib",
                 "-o", "python_files=*.py", *map(str, files)]
-        pytest.main(args, plugins=[plugin])
+        pytest.main(args, plugins=[plugin, _fixtures(context)])
     return list(plugin.items.values())
