@@ -25,6 +25,9 @@ data: install
 
 demo: data
 	$(BIN)/grade list
+	$(BIN)/grade submissions/ --hw W4 --out grades
+	$(BIN)/grade submissions/ --hw W5_Save_Model --out grades
+	$(BIN)/grade export --out grades --format csv
 	$(BIN)/python bench/reference_figures.py --quick
 
 lint: install

@@ -57,3 +57,20 @@ def test_the_console_script_is_installed():
     grade = Path(sys.executable).parent / "grade"
     result = subprocess.run([str(grade), "--version"], capture_output=True, text=True, check=True)
     assert "torchgrade" in result.stdout
+
+
+def test_grade_with_an_unknown_homework_is_one_line_and_exit_2(tmp_path: Path):
+    result = run(str(tmp_path), "--hw", "W9")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no assignment or notebook named 'W9'")
+    assert result.output.count("\n") == 1
+
+
+def test_grade_of_a_missing_folder_is_a_usage_error(tmp_path: Path):
+    result = CliRunner().invoke(main, [str(tmp_path / "nope"), "--hw", "W4"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_export_without_a_gradebook_says_so(tmp_path: Path):
+    result = CliRunner().invoke(main, ["export", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no gradebook" in result.output

@@ -38,6 +38,8 @@ STARTUP_GRACE_S = 90  # kernel start and imports, on top of the notebook's own l
 class SandboxError(GraderError):
     """The sandbox could not be set up (a TA's machine problem, not a student's)."""
 
+    exit_code = 4
+
 
 class ProbeError(GraderError):
     """A question to the sandbox got no valid answer: the student's code raised, timed out,

@@ -1,0 +1,191 @@
+"""End to end: the `grade` command on the example submissions, with real bubblewrap, real
+kernels and a real SQLite gradebook. Each example gets its expected score and feedback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import data
+from grader.sandbox import bwrap
+
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
+GRADE = str(Path(sys.executable).parent / "grade")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bwrap.executable() is None,
+                       reason="bubblewrap is not installed (apt-get install bubblewrap)"),
+]
+
+
+def grade(*args: str, env: dict | None = None, check: bool = True) -> str:
+    result = subprocess.run([GRADE, *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout + result.stderr
+
+
+def rows(out: Path) -> dict[tuple[str, str], dict]:
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    db.row_factory = sqlite3.Row
+    found = {}
+    for row in db.execute("SELECT r.* FROM latest l JOIN results r ON r.key = l.key"):
+        items = db.execute("SELECT * FROM items WHERE key = ? ORDER BY position", (row["key"],))
+        found[(row["student"], row["notebook"])] = {**dict(row), "items": [dict(i) for i in items]}
+    db.close()
+    return found
+
+
+def feedback(row: dict) -> str:
+    return " | ".join(item["feedback"] for item in row["items"])
+
+
+def copy_examples(target: Path, *names: str) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(SUBMISSIONS / name, target / name)
+    return target
+
+
+W4_EXAMPLES = [f"{s}_W4_Homework.ipynb" for s in ("alice", "bob", "carol", "dave", "erin")]
+
+
+def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
+    folder = copy_examples(tmp_path / "class", *W4_EXAMPLES)
+    out = tmp_path / "out"
+    first = grade(str(folder), "--hw", "W4", "--out", str(out))
+    assert "5 graded, 0 unchanged, 0 rejected" in first
+    book = rows(out)
+    score = {student: book[(student, "W4_Homework.ipynb")]["total"]
+             for student in ("alice", "bob", "carol", "dave", "erin")}
+    assert score == {"alice": 10, "bob": 7, "carol": 4, "dave": 0, "erin": 0}
+    assert "sigmoid derivative" in feedback(book[("bob", "W4_Homework.ipynb")])
+    assert "factor of n" in feedback(book[("carol", "W4_Homework.ipynb")])
+    dave = book[("dave", "W4_Homework.ipynb")]
+    assert dave["outcome"] == "error" and "NameError" in dave["reason"]
+    again = grade(str(folder), "--hw", "W4", "--out", str(out))
+    assert "0 graded, 5 unchanged" in again
+    assert len(rows(out)) == 5
+
+
+def test_save_model_examples_and_the_w6_alias(tmp_path):
+    folder = copy_examples(tmp_path / "class", "alice_W5_Save_Model.ipynb",
+                           "bob_W6_Save_Model.ipynb", "carol_W5_Save_Model.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W6_Save_Model", "--out", str(out))
+    book = rows(out)
+    assert book[("alice", "W5_Save_Model.ipynb")]["total"] == 5
+    assert book[("bob", "W5_Save_Model.ipynb")]["total"] == 5
+    carol = book[("carol", "W5_Save_Model.ipynb")]
+    assert carol["total"] == 2 and "net_all.pkl was not saved" in feedback(carol)
+
+
+@pytest.fixture
+def synthetic_mnist(tmp_path, idx_folder, synthetic_md5):
+    cache = tmp_path / "data"
+    data.import_dir(idx_folder, cache, expected=synthetic_md5)
+    return {"TORCHGRADE_DATA": str(cache)}
+
+
+def notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_printed_accuracy_is_not_believed(tmp_path, synthetic_mnist):
+    notebook(tmp_path / "class" / "liar_W6_MNIST_FC.ipynb",
+             "import torch\nmodel = torch.nn.Sequential(torch.nn.Flatten(), "
+             "torch.nn.Linear(784, 10))\n"
+             "torch.nn.init.zeros_(model[1].weight); torch.nn.init.zeros_(model[1].bias)",
+             "print('test accuracy: 0.999')")
+    out = tmp_path / "out"
+    grade(str(tmp_path / "class"), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    row = rows(out)[("liar", "W6_MNIST_FC.ipynb")]
+    # all-zero logits predict class 0; 2 of the 12 synthetic test labels are 0
+    assert "test accuracy 0.1667" in feedback(row)
+    assert "0.999" not in feedback(row)
+    assert row["total"] < row["max"] / 2
+
+
+def test_broken_timed_out_and_malicious_submissions_each_get_a_row(tmp_path):
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb",
+                           "dave_W4_Homework.ipynb")
+    notebook(folder / "tim_W4_Homework.ipynb", "while True:\n    pass")
+    notebook(folder / "mal_W4_Homework.ipynb",
+             "import os\nfor _ in range(10000):\n    os.fork() if os.getpid() else None",
+             "open('/etc/passwd', 'a').write('x')")
+    (folder / "bad_W4_Homework.ipynb").write_text("not a notebook")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W4", "--out", str(out), "--timeout", "20")
+    book = rows(out)
+    assert book[("alice", "W4_Homework.ipynb")]["total"] == 10
+    assert book[("dave", "W4_Homework.ipynb")]["outcome"] == "error"
+    assert book[("tim", "W4_Homework.ipynb")]["outcome"] == "timeout"
+    assert book[("mal", "W4_Homework.ipynb")]["outcome"] in ("error", "killed")
+    bad = book[("bad", "W4_Homework.ipynb")]
+    assert bad["outcome"] == "rejected" and "not a readable notebook" in bad["reason"]
+
+
+def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path):
+    folder = copy_examples(tmp_path / "class", *W4_EXAMPLES)
+    out = tmp_path / "out"
+    db_path = out / "gradebook.sqlite"
+    proc = subprocess.Popen([GRADE, str(folder), "--hw", "W4", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if db_path.exists() and len(rows(out)) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(rows(out))
+    assert 2 <= done_before < 5
+    second = grade(str(folder), "--hw", "W4", "--out", str(out))
+    assert f"{5 - done_before} graded, {done_before} unchanged" in second
+    db = sqlite3.connect(db_path)
+    assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 5
+    assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 15
+    db.close()
+
+
+def test_check_prints_one_json_object(tmp_path):
+    output = grade("check", str(SUBMISSIONS / "bob_W4_Homework.ipynb"), "--hw", "W4", "--json")
+    result = json.loads(output)
+    assert (result["total"], result["max"]) == (3, 6)  # the public part only
+    assert [i["name"] for i in result["items"]] == ["test_gradients_match_the_derivation"]
+    assert "sigmoid derivative" in result["items"][0]["feedback"]
+    assert result["run"]["outcome"] == "completed" and result["run"]["device"] == "cpu"
+
+
+def test_exports(tmp_path):
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb",
+                           "bob_W4_Homework.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W4", "--out", str(out))
+    for fmt in ("csv", "gradescope", "canvas"):
+        grade("export", "--out", str(out), "--format", fmt)
+    assert "sigmoid derivative" in (out / "gradebook.csv").read_text()
+    bob = json.loads((out / "gradescope" / "bob_W4_Homework.results.json").read_text())
+    assert bob["score"] == 7
+    visibility = {t["name"]: t["visibility"] for t in bob["tests"]}
+    assert visibility["test_gradients_match_the_derivation"] == "visible"
+    assert visibility["test_trained_net_fits_the_slide_data"] == "after_published"
+    assert "bob,,,bob,,7" in (out / "canvas.csv").read_text()
