@@ -189,3 +189,20 @@ def test_exports(tmp_path):
     assert visibility["test_gradients_match_the_derivation"] == "visible"
     assert visibility["test_trained_net_fits_the_slide_data"] == "after_published"
     assert "bob,,,bob,,7" in (out / "canvas.csv").read_text()
+
+
+def test_w6_examples_on_synthetic_digits(tmp_path, synthetic_mnist):
+    folder = copy_examples(tmp_path / "class", "alice_W6_MNIST_FC.ipynb",
+                           "bob_W6_MNIST_FC.ipynb", "dave_W6_MNIST_FC.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    book = rows(out)
+    items = {s: {i["name"]: i for i in book[(s, "W6_MNIST_FC.ipynb")]["items"]}
+             for s in ("alice", "bob", "dave")}
+    assert items["alice"]["test_architecture"]["score"] == 3      # conv, batch norm, dropout
+    assert items["bob"]["test_architecture"]["score"] == 0        # the slide's FC
+    assert "no convolutions" in items["bob"]["test_architecture"]["feedback"]
+    assert "s on cpu" in items["alice"]["test_training_time_and_device"]["feedback"]
+    dave = book[("dave", "W6_MNIST_FC.ipynb")]
+    assert dave["outcome"] == "error" and "loss_func" in dave["reason"]
+    assert dave["total"] == 0

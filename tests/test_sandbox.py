@@ -91,6 +91,7 @@ def test_a_notebook_runs_and_answers_questions(tmp_path, view):
     assert record.sandboxed and any("cgroup" in line for line in record.limits)
     assert doubled.tolist() == [0, 2, 4, 6] and total == 6
     assert modules["model"]["output_shape"] == [3, 10] and "error" in modules["net"]
+    assert modules["model"]["used_layers"] == ["Flat", "Linear"]
     assert logits.shape == (5, 10)
     assert env["cuda"] is False and env["torch"].startswith("2.")
     executed = nbformat.reads(record.notebook, as_version=4)

@@ -25,7 +25,8 @@ SAVED = (".pth", ".pt", ".pkl")
 class Found:
     name: str = ""                 # a variable name, or a file name when `from_file`
     from_file: bool = False
-    layers: frozenset[str] = field(default_factory=frozenset)
+    layers: frozenset[str] = field(default_factory=frozenset)       # defined in the model
+    used_layers: frozenset[str] = field(default_factory=frozenset)  # run by its forward()
     feedback: str = ""
 
 
@@ -42,7 +43,7 @@ def find(student: Any, batch: int = 2) -> Found:
     for name in _saved_files(student):
         try:
             if student.load_and_forward(name, probe).shape == (batch, 10):
-                return Found(name, True, frozenset(), f"no model in the notebook; graded {name}")
+                return Found(name, True, feedback=f"no model in the notebook; graded {name}")
         except ProbeError:
             continue
     tried = ", ".join(f"{m['name']} ({m.get('error') or m.get('output_shape')})"
@@ -52,7 +53,8 @@ def find(student: Any, batch: int = 2) -> Found:
 
 
 def _found(entry: dict[str, Any], note: str = "") -> Found:
-    return Found(entry["name"], False, frozenset(entry.get("layers", [])), note)
+    return Found(entry["name"], False, frozenset(entry.get("layers", [])),
+                 frozenset(entry.get("used_layers", [])), note)
 
 
 def _saved_files(student: Any) -> list[str]:

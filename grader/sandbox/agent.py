@@ -151,10 +151,17 @@ def _tg_probe(request, folder):
         for name, module in modules.items():
             entry = {"name": name, "class": type(module).__name__,
                      "layers": sorted({type(m).__name__ for m in module.modules()})}
+            used = set()
+            hooks = [m.register_forward_hook(lambda m, i, o: used.add(type(m).__name__))
+                     for m in module.modules()]
             try:
                 entry["output_shape"] = list(forward(module, x, len(x)).shape)
             except Exception as exc:
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            entry["used_layers"] = sorted(used)
             found.append(entry)
         return {"modules": found}
     if op == "forward":

@@ -280,7 +280,8 @@ class Session:
     def modules(self, shape: tuple[int, ...] = (2, 1, 28, 28),
                 timeout: float = 120) -> list[dict[str, Any]]:
         """Every nn.Module in the notebook's namespace, with its output shape on a random
-        input of `shape` (or the error it raised) and the layer types it contains."""
+        input of `shape` (or the error it raised), the layer types it contains (`layers`) and
+        those its forward pass actually ran (`used_layers`)."""
         found = self._ask({"op": "modules", "shape": list(shape)}, timeout).get("modules")
         if not isinstance(found, list) or not all(isinstance(m, dict) for m in found):
             raise ProbeError("malformed module list", "malformed")

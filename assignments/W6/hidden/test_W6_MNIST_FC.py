@@ -40,8 +40,23 @@ def test_holdout_agrees_with_test(scores, settings):
 def test_architecture(scores, credit):
     found, _, _ = scores
     wanted = {"Conv2d": "convolutions", "BatchNorm2d": "batch norm", "Dropout": "dropout"}
-    present = [what for layer, what in wanted.items() if layer in found.layers]
+    used = [what for layer, what in wanted.items() if layer in found.used_layers]
+    idle = [what for layer, what in wanted.items()
+            if layer in found.layers and layer not in found.used_layers]
     missing = [what for layer, what in wanted.items() if layer not in found.layers]
-    assert present, f"the model `{found.name}` has no {', '.join(missing)}"
-    credit(len(present) / len(wanted),
-           f"missing: {', '.join(missing)}" if missing else "convolutions, batch norm, dropout")
+    notes = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+        [f"defined but never used in forward(): {', '.join(idle)}"] if idle else [])
+    assert used, f"the model `{found.name}` uses no {', '.join(wanted.values())}; " + \
+        "; ".join(notes)
+    credit(len(used) / len(wanted), "; ".join(notes) or "convolutions, batch norm, dropout")
+
+
+@pytest.mark.points(0)
+def test_training_time_and_device(run, student, credit):
+    """Worth nothing: it puts the time and the device in the report."""
+    timed = [c for c in run.cells if c.seconds]
+    longest = max(timed, key=lambda c: c.synced_seconds or c.seconds) if timed else None
+    device = student.environment().get("gpu") or "cpu"
+    assert longest is not None, "no cell ran"
+    credit(1.0, f"longest cell {longest.index}: "
+           f"{longest.synced_seconds or longest.seconds:.1f} s on {device}")
