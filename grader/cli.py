@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from grader import __version__, assignments, data, exports, intake
+from grader import __version__, assignments, data, exports, intake, scheduler
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, result_key
 from grader.judge.grade import Result, grade
@@ -139,11 +139,13 @@ def _line(result: Result) -> str:
 @ASSIGNMENTS_OPTION
 @click.option("--timeout", type=click.IntRange(1), help="Seconds per notebook, overriding "
               "the assignment's limit.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Notebooks graded at once, each in its own worker process.")
 @click.option("--gpus", is_flag=True, help="Give each notebook the machine's GPU.")
 @click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap (limits only). "
               "Only for code you trust.")
 def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
-                timeout: int | None, gpus: bool, no_sandbox: bool) -> None:
+                timeout: int | None, jobs: int, gpus: bool, no_sandbox: bool) -> None:
     """Grade every submission of HW in SUBMISSIONS (a folder of `<student>_<notebook>.ipynb`
     files, student folders or zip archives). Each notebook runs in the sandbox, its rubric is
     scored by the grader, and the result goes into OUT/gradebook.sqlite. Submissions already
@@ -152,25 +154,28 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     config = _config(assignment, timeout, not no_sandbox, gpus, assignment.limits.cpu_fallback)
     found, rejected = intake.collect(submissions, assignment, intake.scratch_dir())
     book = Gradebook(out / "gradebook.sqlite")
-    digest, mnist = assignment.digest(), _mnist()
+    digest = assignment.digest()
     for bad in rejected:
         book.store_rejected(assignment.name, bad.student, bad.notebook or bad.path.name,
                             bad.reason)
         click.echo(f"{bad.student:<16} {bad.notebook or bad.path.name:<28} rejected  "
                    f"({bad.reason})")
-    done = 0
+    todo = []
     for submission in found:
         key = result_key(submission.content_hash, assignment.version, digest)
         if book.has(key):
             book.mark_latest(assignment.name, submission.student, submission.notebook.name, key)
             click.echo(f"{submission.student:<16} {submission.notebook.name:<28} unchanged")
-            continue
-        result = grade(submission, assignment, config, mnist=mnist)
+        else:
+            todo.append((key, submission))
+
+    def store(key: str, result: Result) -> None:
         book.store(assignment.name, key, result)
-        done += 1
         click.echo(_line(result))
-    click.echo(f"{done} graded, {len(found) - done} unchanged, {len(rejected)} rejected; "
-               f"gradebook: {book.path}")
+
+    scheduler.run(todo, assignment, config, jobs, store)
+    click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
+               f"rejected; gradebook: {book.path}")
     book.close()
 
 
@@ -221,3 +226,19 @@ def export(out: Path, fmt: str, hw: str | None) -> None:
     book.close()
     written = exports.write(fmt, rows, out)
     click.echo(f"{len(rows)} results written to {written}")
+
+
+@main.command("report")
+@OUT_OPTION
+@click.option("--hw", help="Only this homework.")
+def report(out: Path, hw: str | None) -> None:
+    """Summarise the gradebook in OUT: each student's score per notebook, how often each rubric
+    item was passed, and the runs that errored, timed out or were rejected."""
+    path = out / "gradebook.sqlite"
+    if not path.exists():
+        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
+    book = Gradebook(path)
+    rows = book.rows(assignments.find(hw).name if hw else None)
+    book.close()
+    for line in exports.summary(rows):
+        click.echo(line)

@@ -82,3 +82,26 @@ def _canvas(rows: list[dict[str, Any]], out: Path) -> Path:
             writer.writerow([student, "", "", student, "",
                              *[f"{totals[student].get(hw, 0.0):g}" for hw in homeworks]])
     return path
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """The gradebook as text: scores, per-item pass rates, and what went wrong."""
+    lines: list[str] = []
+    for notebook in sorted({(r["hw"], r["notebook"]) for r in rows}):
+        group = [r for r in rows if (r["hw"], r["notebook"]) == notebook]
+        lines.append(f"{notebook[0]} {notebook[1]}: {len(group)} submissions")
+        for row in group:
+            lines.append(f"  {row['student']:<16} {row['total']:g}/{row['max']:g}  "
+                         f"{row['outcome']}")
+        passed: dict[str, list[bool]] = {}
+        for row in group:
+            for item in row["items"]:
+                passed.setdefault(item["name"], []).append(item["score"] >= item["max"])
+        for name, results in passed.items():
+            lines.append(f"  item {name}: full marks {sum(results)} of {len(results)}")
+        for outcome in ("error", "timeout", "killed", "failed", "rejected"):
+            hit = [r["student"] for r in group if r["outcome"] == outcome]
+            if hit:
+                lines.append(f"  {len(hit)} of {len(group)} {outcome}"
+                             f"{'ed' if outcome == 'error' else ''}: {', '.join(hit)}")
+    return lines

@@ -65,7 +65,7 @@ W4_EXAMPLES = [f"{s}_W4_Homework.ipynb" for s in ("alice", "bob", "carol", "dave
 def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
     folder = copy_examples(tmp_path / "class", *W4_EXAMPLES)
     out = tmp_path / "out"
-    first = grade(str(folder), "--hw", "W4", "--out", str(out))
+    first = grade(str(folder), "--hw", "W4", "--out", str(out), "--jobs", "2")
     assert "5 graded, 0 unchanged, 0 rejected" in first
     book = rows(out)
     score = {student: book[(student, "W4_Homework.ipynb")]["total"]
@@ -75,9 +75,12 @@ def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
     assert "factor of n" in feedback(book[("carol", "W4_Homework.ipynb")])
     dave = book[("dave", "W4_Homework.ipynb")]
     assert dave["outcome"] == "error" and "NameError" in dave["reason"]
-    again = grade(str(folder), "--hw", "W4", "--out", str(out))
+    again = grade(str(folder), "--hw", "W4", "--out", str(out))  # one job at a time now
     assert "0 graded, 5 unchanged" in again
     assert len(rows(out)) == 5
+    report = grade("report", "--out", str(out))
+    assert "bob" in report and "7/10" in report
+    assert "test_gradients_match_the_derivation" in report and "1 of 5 errored" in report
 
 
 def test_save_model_examples_and_the_w6_alias(tmp_path):
