@@ -210,6 +210,17 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         click.echo(f"  note: {note}")
 
 
+def _gradebook_rows(out: Path, hw: str | None) -> list[dict[str, object]]:
+    path = out / "gradebook.sqlite"
+    if not path.exists():
+        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
+    book = Gradebook(path)
+    try:
+        return book.rows(assignments.find(hw).name if hw else None)
+    finally:
+        book.close()
+
+
 @main.command("export")
 @OUT_OPTION
 @click.option("--format", "fmt", type=click.Choice(["csv", "gradescope", "canvas"]),
@@ -218,12 +229,7 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
 def export(out: Path, fmt: str, hw: str | None) -> None:
     """Export the gradebook in OUT: a CSV of every item, Gradescope results.json files (one per
     student; hidden items visible after publishing), or a Canvas grade-import CSV."""
-    path = out / "gradebook.sqlite"
-    if not path.exists():
-        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
-    book = Gradebook(path)
-    rows = book.rows(assignments.find(hw).name if hw else None)
-    book.close()
+    rows = _gradebook_rows(out, hw)
     written = exports.write(fmt, rows, out)
     click.echo(f"{len(rows)} results written to {written}")
 
@@ -234,11 +240,5 @@ def export(out: Path, fmt: str, hw: str | None) -> None:
 def report(out: Path, hw: str | None) -> None:
     """Summarise the gradebook in OUT: each student's score per notebook, how often each rubric
     item was passed, and the runs that errored, timed out or were rejected."""
-    path = out / "gradebook.sqlite"
-    if not path.exists():
-        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
-    book = Gradebook(path)
-    rows = book.rows(assignments.find(hw).name if hw else None)
-    book.close()
-    for line in exports.summary(rows):
+    for line in exports.summary(_gradebook_rows(out, hw)):
         click.echo(line)
