@@ -209,3 +209,17 @@ def test_w6_examples_on_synthetic_digits(tmp_path, synthetic_mnist):
     dave = book[("dave", "W6_MNIST_FC.ipynb")]
     assert dave["outcome"] == "error" and "loss_func" in dave["reason"]
     assert dave["total"] == 0
+
+
+def test_without_bubblewrap_ta_grading_refuses_and_check_says_so(tmp_path):
+    no_bwrap = {"PATH": str(Path(sys.executable).parent)}  # nothing else on the PATH
+    result = subprocess.run([GRADE, str(SUBMISSIONS), "--hw", "W4", "--out", str(tmp_path)],
+                            capture_output=True, text=True, env={**os.environ, **no_bwrap})
+    assert result.returncode == 4
+    assert "bubblewrap (bwrap) is not installed" in result.stderr
+    assert "--no-sandbox" in result.stderr and result.stderr.count("\n") == 1
+    output = grade("check", str(SUBMISSIONS / "alice_W4_Homework.ipynb"), "--hw", "W4",
+                   env=no_bwrap)
+    assert output.splitlines()[0] == ("note: bubblewrap not found; running with resource "
+                                      "limits only")
+    assert "completed 6/6" in output and "not sandboxed: resource limits only" in output
