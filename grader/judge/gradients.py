@@ -64,6 +64,16 @@ def judge(student: list[np.ndarray], X: torch.Tensor, Y: torch.Tensor, W1: torch
     return verdicts
 
 
+def judge_one(name: str, index: int, value: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
+              W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor) -> Verdict:
+    """The verdict on one gradient (index 0..3 for dW1, db1, dW2, db2) given on its own."""
+    reference = twolayer.gradients(X, Y, W1, b1, W2, b2)
+    wrong = {why: grads[index].numpy()
+             for why, grads in _variants(X, Y, W1, b1, W2, b2).items()}
+    return _one(name, np.asarray(value, dtype=np.float64), reference[index].numpy(), wrong,
+                X.shape[0])
+
+
 def _one(name: str, mine: np.ndarray, right: np.ndarray, wrong: dict[str, np.ndarray],
          n: int) -> Verdict:
     if not np.all(np.isfinite(mine)):
