@@ -70,7 +70,7 @@ def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
     book = rows(out)
     score = {student: book[(student, "W4_Homework.ipynb")]["total"]
              for student in ("alice", "bob", "carol", "dave", "erin")}
-    assert score == {"alice": 10, "bob": 7, "carol": 4, "dave": 0, "erin": 0}
+    assert score == {"alice": 14, "bob": 11, "carol": 4, "dave": 4, "erin": 4}
     assert "sigmoid derivative" in feedback(book[("bob", "W4_Homework.ipynb")])
     assert "factor of n" in feedback(book[("carol", "W4_Homework.ipynb")])
     dave = book[("dave", "W4_Homework.ipynb")]
@@ -79,7 +79,7 @@ def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
     assert "0 graded, 5 unchanged" in again
     assert len(rows(out)) == 5
     report = grade("report", "--out", str(out))
-    assert "bob" in report and "7/10" in report
+    assert "bob" in report and "11/14" in report
     assert "test_gradients_match_the_derivation" in report and "1 of 5 errored" in report
 
 
@@ -137,7 +137,7 @@ def test_broken_timed_out_and_malicious_submissions_each_get_a_row(tmp_path):
     out = tmp_path / "out"
     grade(str(folder), "--hw", "W4", "--out", str(out), "--timeout", "20")
     book = rows(out)
-    assert book[("alice", "W4_Homework.ipynb")]["total"] == 10
+    assert book[("alice", "W4_Homework.ipynb")]["total"] == 14
     assert book[("dave", "W4_Homework.ipynb")]["outcome"] == "error"
     assert book[("tim", "W4_Homework.ipynb")]["outcome"] == "timeout"
     assert book[("mal", "W4_Homework.ipynb")]["outcome"] in ("error", "killed")
@@ -165,15 +165,16 @@ def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert f"{5 - done_before} graded, {done_before} unchanged" in second
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 5
-    assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 15
+    assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 20
     db.close()
 
 
 def test_check_prints_one_json_object(tmp_path):
     output = grade("check", str(SUBMISSIONS / "bob_W4_Homework.ipynb"), "--hw", "W4", "--json")
     result = json.loads(output)
-    assert (result["total"], result["max"]) == (3, 6)  # the public part only
-    assert [i["name"] for i in result["items"]] == ["test_gradients_match_the_derivation"]
+    assert (result["total"], result["max"]) == (7, 10)  # the public part only
+    assert [i["name"] for i in result["items"]] == ["test_gradients_match_the_derivation",
+                                                    "test_derivative_expressions"]
     assert "sigmoid derivative" in result["items"][0]["feedback"]
     assert result["run"]["outcome"] == "completed" and result["run"]["device"] == "cpu"
 
@@ -187,11 +188,11 @@ def test_exports(tmp_path):
         grade("export", "--out", str(out), "--format", fmt)
     assert "sigmoid derivative" in (out / "gradebook.csv").read_text()
     bob = json.loads((out / "gradescope" / "bob_W4_Homework.results.json").read_text())
-    assert bob["score"] == 7
+    assert bob["score"] == 11
     visibility = {t["name"]: t["visibility"] for t in bob["tests"]}
     assert visibility["test_gradients_match_the_derivation"] == "visible"
     assert visibility["test_trained_net_fits_the_slide_data"] == "after_published"
-    assert "bob,,,bob,,7" in (out / "canvas.csv").read_text()
+    assert "bob,,,bob,,11" in (out / "canvas.csv").read_text()
 
 
 def test_w6_examples_on_synthetic_digits(tmp_path, synthetic_mnist):
@@ -222,4 +223,22 @@ def test_without_bubblewrap_ta_grading_refuses_and_check_says_so(tmp_path):
                    env=no_bwrap)
     assert output.splitlines()[0] == ("note: bubblewrap not found; running with resource "
                                       "limits only")
-    assert "completed 6/6" in output and "not sandboxed: resource limits only" in output
+    assert "completed 10/10" in output and "not sandboxed: resource limits only" in output
+
+
+def test_markdown_only_derivations_are_read_and_diagnosed(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        r"$\frac{\partial f}{\partial W_2} = h_{sigmoid}^T 2(Y_{pred} - Y)$" "\n\n"
+        r"$\frac{\partial f}{\partial b_2} = \mathbf{1}^T 2(Y_{pred} - Y)$" "\n\n"
+        r"$\frac{\partial f}{\partial W_1} = X^T [2(Y_{pred} - Y) W_2^T]$" "\n\n"
+        r"$\frac{\partial f}{\partial b_1} = \mathbf{1}^T [2(Y_{pred} - Y) W_2^T]$")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "W4_Homework.ipynb"
+    nbformat.write(nb, path)
+    result = json.loads(grade("check", str(path), "--hw", "W4", "--json"))
+    item = {i["name"]: i for i in result["items"]}["test_derivative_expressions"]
+    assert item["score"] == 2  # dW2 and db2 right, 1 point each
+    assert "dW1, db1" not in item["feedback"]
+    assert "dW1: the sigmoid derivative" in item["feedback"]
+    assert "db1: the sigmoid derivative" in item["feedback"]

@@ -1,10 +1,11 @@
 """W4 public rubric: the gradients you derived, checked on inputs drawn fresh for every run."""
 
+import nbformat
 import numpy as np
 import pytest
 import torch
 
-from grader.judge import gradients
+from grader.judge import gradients, latex
 
 CONVENTIONS = ("vector", "row", "per-sample")
 
@@ -47,3 +48,25 @@ def test_gradients_match_the_derivation(student, credit):
                          for why, names in problems.items())
     assert earned > 0, feedback
     credit(earned, feedback or f"all four gradients right ({bias} biases)")
+
+
+@pytest.mark.points(4)
+def test_derivative_expressions(run, credit):
+    """Task 2: the expressions written in markdown, read (never run) and checked numerically."""
+    cells = nbformat.reads(run.notebook, as_version=4).cells if run.notebook else []
+    markdown = [cell.source for cell in cells if cell.cell_type == "markdown"]
+    readings = latex.judge_markdown(markdown, np.random.default_rng())
+    assert readings, "no derivative expressions (such as \\frac{\\partial f}{\\partial W_1} = " \
+        "...) found in the markdown cells"
+    right = [name for name in gradients.NAMES if readings.get(name) and
+             readings[name].verdict == "right"]
+    notes = []
+    for name in gradients.NAMES:
+        reading = readings.get(name)
+        if reading is None:
+            notes.append(f"{name}: not found")
+        elif reading.verdict != "right" or "(" in reading.feedback:
+            notes.append(reading.feedback if reading.feedback.startswith(name)
+                         else f"{name}: {reading.feedback}")
+    assert right, "; ".join(notes)
+    credit(len(right) / 4, "; ".join(notes) or "all four expressions right")
