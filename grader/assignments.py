@@ -145,6 +145,15 @@ def all_assignments(root: Path = BUNDLED) -> list[Assignment]:
     return [load(p.parent) for p in sorted(root.glob("*/assignment.toml"))]
 
 
+def notebook_named(hw: str, assignment: Assignment) -> Notebook | None:
+    """The notebook `hw` names when it names one (W6_Save_Model), None for the whole homework."""
+    wanted = hw.removesuffix(".ipynb").lower()
+    for nb in assignment.notebooks:
+        if wanted in [n.removesuffix(".ipynb").lower() for n in (nb.name, *nb.aliases)]:
+            return nb
+    return None
+
+
 def find(hw: str, root: Path = BUNDLED) -> Assignment:
     """The assignment named `hw`, or the one owning a notebook (or alias) named `hw`."""
     wanted = hw.removesuffix(".ipynb").lower()

@@ -134,7 +134,8 @@ def _line(result: Result) -> str:
 
 @main.command("grade", hidden=True)
 @click.argument("submissions", type=click.Path(exists=True, path_type=Path))
-@click.option("--hw", required=True, help="Homework (W4, W5, W6) or a notebook name or alias.")
+@click.option("--hw", required=True, help="Homework (W4, W5, W6), or a notebook name or alias "
+              "to grade only that notebook.")
 @OUT_OPTION
 @ASSIGNMENTS_OPTION
 @click.option("--timeout", type=click.IntRange(1), help="Seconds per notebook, overriding "
@@ -153,6 +154,10 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     assignment = assignments.find(hw, assignments_dir)
     config = _config(assignment, timeout, not no_sandbox, gpus, assignment.limits.cpu_fallback)
     found, rejected = intake.collect(submissions, assignment, intake.scratch_dir())
+    only = assignments.notebook_named(hw, assignment)
+    if only is not None:  # `--hw W6_Save_Model` grades that notebook, not all of W5
+        found = [f for f in found if f.notebook.name == only.name]
+        rejected = [r for r in rejected if r.notebook in ("", only.name)]
     book = Gradebook(out / "gradebook.sqlite")
     digest = assignment.digest()
     for bad in rejected:

@@ -73,3 +73,21 @@ def test_a_broken_assignment_gets_one_clear_error(tmp_path: Path, toml, message)
         (tmp_path / "assignment.toml").write_text(toml)
     with pytest.raises(AssignmentError, match=message.replace("[", r"\[")):
         assignments.load(tmp_path)
+
+
+def test_a_notebook_name_narrows_the_homework():
+    w5 = assignments.find("W5")
+    assert assignments.notebook_named("W6_Save_Model", w5).name == "W5_Save_Model.ipynb"
+    assert assignments.notebook_named("W5", w5) is None
+
+
+@pytest.mark.parametrize("assignment", ALL, ids=lambda a: a.name)
+def test_toml_points_match_the_rubric_markers(assignment):
+    import re
+    for nb in assignment.notebooks:
+        stem = nb.name.removesuffix(".ipynb")
+        files = [*assignment.folder.glob(f"public/test_{stem}*.py"),
+                 *assignment.folder.glob(f"hidden/test_{stem}*.py")]
+        marked = sum(float(p) for f in files
+                     for p in re.findall(r"mark\.points\(([\d.]+)\)", f.read_text()))
+        assert marked == nb.points, nb.name

@@ -140,7 +140,9 @@ def test_broken_timed_out_and_malicious_submissions_each_get_a_row(tmp_path):
     assert book[("alice", "W4_Homework.ipynb")]["total"] == 14
     assert book[("dave", "W4_Homework.ipynb")]["outcome"] == "error"
     assert book[("tim", "W4_Homework.ipynb")]["outcome"] == "timeout"
-    assert book[("mal", "W4_Homework.ipynb")]["outcome"] in ("error", "killed")
+    # the fork bomb is held by the pids limit; it ends as an error, a kill or a timeout
+    assert book[("mal", "W4_Homework.ipynb")]["outcome"] in ("error", "killed", "timeout")
+    assert all(book[(s, "W4_Homework.ipynb")]["reason"] for s in ("dave", "tim", "mal"))
     bad = book[("bad", "W4_Homework.ipynb")]
     assert bad["outcome"] == "rejected" and "not a readable notebook" in bad["reason"]
 
@@ -154,8 +156,11 @@ def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path):
                             start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if db_path.exists() and len(rows(out)) >= 2:
-            break
+        try:
+            if db_path.exists() and len(rows(out)) >= 2:
+                break
+        except sqlite3.OperationalError:  # the file exists, its tables not yet
+            pass
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
