@@ -247,3 +247,18 @@ def test_markdown_only_derivations_are_read_and_diagnosed(tmp_path):
     assert "dW1, db1" not in item["feedback"]
     assert "dW1: the sigmoid derivative" in item["feedback"]
     assert "db1: the sigmoid derivative" in item["feedback"]
+
+
+def test_w5_regression_examples(tmp_path):
+    # carol's per-sample loop is right but takes about ten minutes here: tests/test_notebooks.py
+    # checks it on 2,000 points instead
+    names = [f"{s}_W5_Regression_Batch.ipynb" for s in ("alice", "bob")]
+    folder = copy_examples(tmp_path / "class", *names)
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W5_Regression_Batch", "--out", str(out), "--jobs", "2")
+    book = rows(out)
+    alice, bob = (book[(s, "W5_Regression_Batch.ipynb")] for s in ("alice", "bob"))
+    assert alice["total"] == 10 and "x the noise floor" in feedback(alice)
+    assert bob["total"] == 5
+    assert "leaves out 3 points" in feedback(bob)
+    assert "the batch sum, not the batch mean" in feedback(bob)
