@@ -262,3 +262,25 @@ def test_w5_regression_examples(tmp_path):
     assert bob["total"] == 5
     assert "leaves out 3 points" in feedback(bob)
     assert "the batch sum, not the batch mean" in feedback(bob)
+
+
+def test_the_slow_w5_example_times_out_yet_keeps_its_semantics_points(tmp_path):
+    folder = copy_examples(tmp_path / "class", "carol_W5_Regression_Batch.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W5_Regression_Batch", "--out", str(out), "--timeout", "45")
+    carol = rows(out)[("carol", "W5_Regression_Batch.ipynb")]
+    items = {i["name"]: i["score"] for i in carol["items"]}
+    assert carol["outcome"] == "timeout"
+    assert items["test_each_index_once_per_epoch"] == 2
+    assert items["test_batch_gradient_is_the_mean"] == 3
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(),
+                    reason="on a GPU machine carol's .cuda() simply works")
+def test_course_era_cuda_example_fails_on_a_cpu_grader_with_the_reason(tmp_path, synthetic_mnist):
+    folder = copy_examples(tmp_path / "class", "carol_W6_MNIST_FC.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    carol = rows(out)[("carol", "W6_MNIST_FC.ipynb")]
+    assert carol["outcome"] == "error" and "NVIDIA" in carol["reason"]
+    assert carol["total"] == 0
