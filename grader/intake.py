@@ -9,6 +9,7 @@ Accepted layouts, mixed freely inside the folder given to `grade`:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import shutil
 import stat
@@ -155,4 +156,7 @@ def _safe_extract(archive: Path, target: Path) -> Path:
 
 
 def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="torchgrade-intake-"))
+    """A folder for unpacked archives, removed when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix="torchgrade-intake-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
