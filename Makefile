@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cluster]'
 	touch $@
 
 install: $(VENV)/.installed system
@@ -19,6 +19,9 @@ system:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && apt-get install -y -qq bubblewrap; } || \
 	  echo "bubblewrap missing: run 'sudo apt-get install bubblewrap' (sandbox tests will skip)"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq chromium; } || \
+	  echo "chromium missing: run 'sudo apt-get install chromium' (browser tests will skip)"
 
 data: install
 	$(BIN)/grade data fetch
@@ -28,6 +31,7 @@ demo: data
 	$(BIN)/grade submissions/ --hw W4 --out grades
 	$(BIN)/grade submissions/ --hw W5_Save_Model --out grades
 	$(BIN)/grade export --out grades --format csv
+	$(BIN)/grade publish --gradebook grades --out site
 	$(BIN)/python bench/reference_figures.py --quick
 
 lint: install
@@ -40,6 +44,8 @@ bench: data
 	$(BIN)/python bench/reference_figures.py
 	$(BIN)/python bench/minibatch_epoch.py
 	$(BIN)/python bench/sandbox_overhead.py
+	$(BIN)/python bench/report_render.py
+	$(BIN)/python bench/grading_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -140,19 +140,34 @@ def _line(result: Result) -> str:
 @ASSIGNMENTS_OPTION
 @click.option("--timeout", type=click.IntRange(1), help="Seconds per notebook, overriding "
               "the assignment's limit.")
-@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
-              help="Notebooks graded at once, each in its own worker process.")
-@click.option("--gpus", is_flag=True, help="Give each notebook the machine's GPU.")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Notebooks graded at once, each in its own worker process (default: from "
+              "cores and memory: min(cores, available memory / the assignment's memory "
+              "limit); on GPUs, also at most the GPU slots).")
+@click.option("--gpus/--no-gpus", default=None,
+              help="Grade on this machine's NVIDIA GPUs, one GPU slot per notebook (default: "
+              "when the assignment asks for a GPU and one is found).")
+@click.option("--gpu-slots", type=click.IntRange(1), default=1, show_default=True,
+              help="Notebooks that share one GPU at a time.")
+@click.option("--cluster", metavar="ADDRESS", help="Grade on a Dask cluster: its scheduler's "
+              "address (tcp://HOST:8786), or `local` for a LocalCluster of --jobs worker "
+              "processes. Needs the `cluster` extra.")
 @click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap (limits only). "
               "Only for code you trust.")
 def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
-                timeout: int | None, jobs: int, gpus: bool, no_sandbox: bool) -> None:
+                timeout: int | None, jobs: int | None, gpus: bool | None, gpu_slots: int,
+                cluster: str | None, no_sandbox: bool) -> None:
     """Grade every submission of HW in SUBMISSIONS (a folder of `<student>_<notebook>.ipynb`
     files, student folders or zip archives). Each notebook runs in the sandbox, its rubric is
     scored by the grader, and the result goes into OUT/gradebook.sqlite. Submissions already
-    graded with the same content and rubric are not graded again."""
+    graded with the same content and rubric are not graded again, so after Ctrl-C (exit code
+    130) the same command grades the rest."""
     assignment = assignments.find(hw, assignments_dir)
-    config = _config(assignment, timeout, not no_sandbox, gpus, assignment.limits.cpu_fallback)
+    layout = scheduler.plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots,
+                            cluster=cluster)
+    for note in layout.notes:
+        click.echo(f"note: {note}", err=True)
+    config = _config(assignment, timeout, not no_sandbox, False, assignment.limits.cpu_fallback)
     found, rejected = intake.collect(submissions, assignment, intake.scratch_dir())
     only = assignments.notebook_named(hw, assignment)
     if only is not None:  # `--hw W6_Save_Model` grades that notebook, not all of W5
@@ -178,7 +193,12 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         book.store(assignment.name, key, result)
         click.echo(_line(result))
 
-    scheduler.run(todo, assignment, config, jobs, store)
+    try:
+        scheduler.run(todo, assignment, config, layout, store)
+    except scheduler.Interrupted as stop:
+        book.close()
+        click.echo(str(stop), err=True)
+        sys.exit(stop.exit_code)
     click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}")
     book.close()
@@ -190,8 +210,10 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
 @ASSIGNMENTS_OPTION
 @click.option("--timeout", type=click.IntRange(1), help="Seconds for the whole notebook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report page (as the TA will publish it) to this file.")
 def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
-          as_json: bool) -> None:
+          as_json: bool, html_path: Path | None) -> None:
     """Self-check NOTEBOOK against the public part of the rubric, as the grader will run it.
     Works on a laptop without a GPU (`.cuda()` runs on the CPU) or without bubblewrap."""
     assignment = assignments.find(hw, assignments_dir)
@@ -204,6 +226,11 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         raise click.UsageError(f"{notebook}: {reason}")
     config = _config(assignment, timeout, sandboxed, False, cpu_fallback=True)
     result = grade(found[0], assignment, config, public_only=True, mnist=_mnist())
+    if html_path is not None:
+        from grader import report
+
+        html_path.write_text(report.render_student(result, assignment.name, assignment.title),
+                             encoding="utf-8")
     if as_json:
         click.echo(json.dumps(exports.as_json(result)))
         return
@@ -213,6 +240,8 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         click.echo(f"  {item.score:g}/{item.max:g}  {item.name}{feedback}")
     for note in result.run.notes:
         click.echo(f"  note: {note}")
+    if html_path is not None:
+        click.echo(f"report: {html_path.resolve().as_uri()}")
 
 
 def _gradebook_rows(out: Path, hw: str | None) -> list[dict[str, object]]:
@@ -247,3 +276,47 @@ def report(out: Path, hw: str | None) -> None:
     item was passed, and the runs that errored, timed out or were rejected."""
     for line in exports.summary(_gradebook_rows(out, hw)):
         click.echo(line)
+
+
+@main.command("publish")
+@click.option("--out", "site", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("site"), show_default=True, help="Folder for the static site.")
+@click.option("--gradebook", "grades", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("grades"), show_default=True,
+              help="Folder holding gradebook.sqlite (the --out of `grade`).")
+@click.option("--hw", help="Only this homework (default: every homework in the gradebook).")
+@click.option("--anonymise", is_flag=True, help="Show students as 'student 001', ... on the "
+              "class pages (their own pages keep their names).")
+@click.option("--similarity", "threshold", type=click.FloatRange(0, 1), default=0.5,
+              show_default=True, help="Flag pairs whose code is at least this similar.")
+@ASSIGNMENTS_OPTION
+def publish(site: Path, grades: Path, hw: str | None, anonymise: bool, threshold: float,
+            assignments_dir: Path) -> None:
+    """Write the gradebook as a static HTML site into OUT.
+
+    \b
+    OUT/s/<token>.html   one page per student and homework: every point lost and why,
+                         the grader's own measurements, the notebook as it ran
+    OUT/index.html       for staff: class pages with score and runtime histograms,
+                         item pass rates, accuracy leaderboard, flags, similar code
+    OUT/ta/links.csv     which token is whose, to send each student their link
+
+    Pages open offline from file:// and run no script; a student's output is sanitised."""
+    from grader import report
+
+    book = Gradebook(_gradebook_path(grades))
+    try:
+        name = assignments.find(hw, assignments_dir).name if hw else None
+        done = report.publish(book, site, hw=name, anonymise=anonymise, threshold=threshold,
+                              assignments_dir=assignments_dir)
+    finally:
+        book.close()
+    click.echo(f"{done.student_pages} student pages, {done.class_pages} class pages, "
+               f"{done.pairs} similar pairs: open {done.index}")
+
+
+def _gradebook_path(out: Path) -> Path:
+    path = out / "gradebook.sqlite"
+    if not path.exists():
+        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
+    return path

@@ -9,8 +9,10 @@ seen. Each result and its items are written in one transaction, so a batch kille
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -46,6 +48,18 @@ CREATE TABLE IF NOT EXISTS items (
     status   TEXT NOT NULL,
     PRIMARY KEY (key, position)
 );
+CREATE TABLE IF NOT EXISTS attachments (
+    key  TEXT NOT NULL REFERENCES results(key) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (key, name)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hw      TEXT NOT NULL,
+    student TEXT NOT NULL,
+    token   TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (hw, student)
+);
 CREATE TABLE IF NOT EXISTS latest (
     hw       TEXT NOT NULL,
     student  TEXT NOT NULL,
@@ -58,6 +72,22 @@ CREATE TABLE IF NOT EXISTS latest (
 
 def result_key(content_hash: str, version: str, digest: str) -> str:
     return f"{content_hash}:{version}:{digest}"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays in rubric evidence, as JSON numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"evidence holds a {type(value).__name__}, which JSON cannot store")
+
+
+def evidence_json(evidence: dict[str, Any]) -> str:
+    """The evidence as JSON; a rubric that stored something else loses its evidence, not the
+    result."""
+    try:
+        return json.dumps(evidence, default=_plain, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        return json.dumps({"unstorable": str(exc)})
 
 
 class Gradebook:
@@ -107,8 +137,32 @@ class Gradebook:
             db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?)", [
                 (key, i, item.name, item.score, item.max, item.feedback, int(item.hidden),
                  item.status) for i, item in enumerate(result.items)])
+            db.execute("DELETE FROM attachments WHERE key = ?", (key,))
+            db.executemany("INSERT INTO attachments VALUES (?, ?, ?)", [
+                (key, name, zlib.compress(body.encode())) for name, body in (
+                    ("evidence", evidence_json(result.evidence)),
+                    ("notebook", run.notebook or "")) if body])
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
                        (hw, result.student, result.notebook, key))
+
+    def attachment(self, key: str, name: str) -> str | None:
+        """A stored text of one result: "notebook" (the executed notebook) or "evidence"."""
+        row = self.db.execute("SELECT body FROM attachments WHERE key = ? AND name = ?",
+                              (key, name)).fetchone()
+        return zlib.decompress(row[0]).decode() if row else None
+
+    def token(self, hw: str, student: str) -> str:
+        """The student's unguessable page name for HW, made once and kept, so a re-published
+        site keeps every link a student was sent."""
+        found = self.db.execute("SELECT token FROM tokens WHERE hw = ? AND student = ?",
+                                (hw, student)).fetchone()
+        if found:
+            return found[0]
+        token = secrets.token_urlsafe(18)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO tokens VALUES (?, ?, ?)", (hw, student, token))
+        return self.db.execute("SELECT token FROM tokens WHERE hw = ? AND student = ?",
+                               (hw, student)).fetchone()[0]
 
     def store_rejected(self, hw: str, student: str, notebook: str, reason: str) -> None:
         key = f"rejected:{hw}:{student}:{notebook}"
@@ -132,6 +186,8 @@ class Gradebook:
                                     " WHERE key = ? ORDER BY position", (row["key"],))
             row["items"] = [dict(zip(("name", "score", "max", "feedback", "hidden", "status"),
                                      item, strict=True)) for item in items]
+            evidence = self.attachment(row["key"], "evidence")
+            row["evidence"] = json.loads(evidence) if evidence else {}
         return rows
 
     def count(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -204,7 +205,7 @@ def test_w6_examples_on_synthetic_digits(tmp_path, synthetic_mnist):
     folder = copy_examples(tmp_path / "class", "alice_W6_MNIST_FC.ipynb",
                            "bob_W6_MNIST_FC.ipynb", "dave_W6_MNIST_FC.ipynb")
     out = tmp_path / "out"
-    grade(str(folder), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    grade(str(folder), "--hw", "W6", "--out", str(out), "--no-gpus", env=synthetic_mnist)
     book = rows(out)
     items = {s: {i["name"]: i for i in book[(s, "W6_MNIST_FC.ipynb")]["items"]}
              for s in ("alice", "bob", "dave")}
@@ -241,12 +242,18 @@ def test_markdown_only_derivations_are_read_and_diagnosed(tmp_path):
                                  "language": "python"}
     path = tmp_path / "W4_Homework.ipynb"
     nbformat.write(nb, path)
-    result = json.loads(grade("check", str(path), "--hw", "W4", "--json"))
+    report = tmp_path / "report.html"
+    result = json.loads(grade("check", str(path), "--hw", "W4", "--json", "--html", str(report)))
     item = {i["name"]: i for i in result["items"]}["test_derivative_expressions"]
     assert item["score"] == 2  # dW2 and db2 right, 1 point each
     assert "dW1, db1" not in item["feedback"]
     assert "dW1: the sigmoid derivative" in item["feedback"]
     assert "db1: the sigmoid derivative" in item["feedback"]
+    # the report draws each expression as MathML beside its verdict, in the order written
+    html = report.read_text()
+    verdicts = re.findall(r'class="derivation"><span class="pill (\w+)">\w+</span> <math', html)
+    assert verdicts == ["right", "right", "wrong", "wrong"]
+    assert "<msub><mi>W</mi><mn>1</mn></msub>" in html and "sigmoid derivative" in html
 
 
 def test_w5_regression_examples(tmp_path):
@@ -280,7 +287,7 @@ def test_the_slow_w5_example_times_out_yet_keeps_its_semantics_points(tmp_path):
 def test_course_era_cuda_example_fails_on_a_cpu_grader_with_the_reason(tmp_path, synthetic_mnist):
     folder = copy_examples(tmp_path / "class", "carol_W6_MNIST_FC.ipynb")
     out = tmp_path / "out"
-    grade(str(folder), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    grade(str(folder), "--hw", "W6", "--out", str(out), "--no-gpus", env=synthetic_mnist)
     carol = rows(out)[("carol", "W6_MNIST_FC.ipynb")]
     assert carol["outcome"] == "error" and "NVIDIA" in carol["reason"]
     assert carol["total"] == 0

@@ -22,6 +22,7 @@ class Result:
     run: RunRecord
     items: list[Item] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)  # what the rubric measured, for reports
 
     @property
     def total(self) -> float:
@@ -50,8 +51,8 @@ def grade(submission: intake.Submission, assignment: Assignment, config: Sandbox
           public_only: bool = False, mnist: Any = None) -> Result:
     """Run one submission and score it. Never raises for what the student did."""
     name = submission.notebook.name
-    staging = Path(tempfile.mkdtemp(prefix="torchgrade-sub-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="torchgrade-sub-") as folder:
+        staging = Path(folder)
         intake.repaired_copy(submission.path, staging / name)
         for extra in submission.files:
             shutil.copyfile(extra, staging / extra.name)
@@ -66,6 +67,4 @@ def grade(submission: intake.Submission, assignment: Assignment, config: Sandbox
             except ProbeError:
                 environment = {}
         return Result(submission.student, name, submission.content_hash, run, items,
-                      environment)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                      environment, context.evidence)

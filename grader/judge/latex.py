@@ -386,7 +386,7 @@ class Reading:
 
     target: str     # dW1, db1, dW2, db2
     latex: str
-    verdict: str    # right, wrong, unreadable
+    verdict: str    # right, wrong, unreadable; "definition" for an intermediate name
     feedback: str
 
 
@@ -396,30 +396,44 @@ _ACCEPTED_LAYOUTS = {"is transposed": "written transposed",
 SHAPES = ((5, 3), (7, 4), (6, 2))  # (n, hidden): n != hidden keeps products unambiguous
 
 
-def judge_markdown(markdown: list[str], rng: np.random.Generator) -> dict[str, Reading]:
-    """The best reading of each parameter's derivative found in these markdown cells."""
+def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading]:
+    """Every expression found in these markdown cells, in order, each with its verdict; a
+    definition (`\\delta_2 = ...`) that later lines use has the verdict "definition"."""
     from grader.judge import gradients  # the judge's own comparison and diagnoses
 
     expressions = find(markdown)
     definitions: dict[str, Node] = {}
     known = frozenset(e.target for e in expressions if e.target not in _GRADIENTS)
-    best: dict[str, Reading] = {}
+    readings = []
     for expression in expressions:
         try:
             tree = parse(expression.latex, known)
         except Unreadable as exc:
-            reading = Reading(expression.target, expression.latex, "unreadable",
-                              f"could not read: {exc}")
-        else:
-            if expression.target not in _GRADIENTS:
-                definitions.setdefault(expression.target, tree)
-                continue
-            reading = _check(expression, tree, definitions, rng, gradients)
-        if expression.target in _GRADIENTS and (
-                expression.target not in best
-                or _RANK[reading.verdict] < _RANK[best[expression.target].verdict]):
-            best[expression.target] = reading
-    return best
+            readings.append(Reading(expression.target, expression.latex, "unreadable",
+                                    f"could not read: {exc}"))
+            continue
+        if expression.target not in _GRADIENTS:
+            definitions.setdefault(expression.target, tree)
+            readings.append(Reading(expression.target, expression.latex, "definition", ""))
+            continue
+        readings.append(_check(expression, tree, definitions, rng, gradients))
+    return readings
+
+
+def best(readings: list[Reading]) -> dict[str, Reading]:
+    """The best reading of each parameter's derivative: right over wrong over unreadable."""
+    chosen: dict[str, Reading] = {}
+    for reading in readings:
+        if reading.target in _GRADIENTS and (
+                reading.target not in chosen
+                or _RANK[reading.verdict] < _RANK[chosen[reading.target].verdict]):
+            chosen[reading.target] = reading
+    return chosen
+
+
+def judge_markdown(markdown: list[str], rng: np.random.Generator) -> dict[str, Reading]:
+    """The best reading of each parameter's derivative found in these markdown cells."""
+    return best(read_markdown(markdown, rng))
 
 
 _GRADIENTS = ("dW1", "db1", "dW2", "db2")

@@ -64,14 +64,35 @@ def _saved_files(student: Any) -> list[str]:
         return []
 
 
-def accuracy(found: Found, student: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    """The fraction of `images` (uint8, N x 28 x 28) whose argmax logit is the label."""
-    correct = 0
+def predictions(found: Found, student: Any, images: np.ndarray) -> np.ndarray:
+    """The predicted class of each of `images` (uint8, N x 28 x 28): the argmax of the logits
+    the model returns, taken here."""
+    predicted = []
     for start in range(0, len(images), CHUNK):
         x = (np.asarray(images[start:start + CHUNK], dtype=np.float32) / 255.0)[:, None]
         logits = (student.load_and_forward(found.name, x) if found.from_file
                   else student.forward(found.name, x))
         if logits.shape != (len(x), 10):
             raise ProbeError(f"{found.name} returned shape {list(logits.shape)}", "malformed")
-        correct += int((logits.argmax(1) == labels[start:start + CHUNK]).sum())
-    return correct / len(images)
+        predicted.append(logits.argmax(1))
+    return np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
+
+
+def accuracy(found: Found, student: Any, images: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of `images` (uint8, N x 28 x 28) whose argmax logit is the label."""
+    return float((predictions(found, student, images) == labels).mean())
+
+
+def confusion(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """counts[true, predicted] over the ten digits."""
+    counts = np.zeros((10, 10), np.int64)
+    np.add.at(counts, (labels.astype(np.int64), predicted.astype(np.int64)), 1)
+    return counts
+
+
+def misclassified(predicted: np.ndarray, labels: np.ndarray, images: np.ndarray,
+                  limit: int = 24) -> list[dict[str, Any]]:
+    """The first `limit` wrongly classified images, with what the model said and the truth."""
+    wrong = np.flatnonzero(predicted != labels)[:limit]
+    return [{"index": int(i), "predicted": int(predicted[i]), "label": int(labels[i]),
+             "image": np.asarray(images[i], np.uint8).tolist()} for i in wrong]

@@ -1,9 +1,10 @@
 """The bubblewrap command line: what a sandboxed notebook can see, and as whom it runs.
 
 Everything is hidden unless listed here (an allowlist, never `--ro-bind / /` with masks): the
-system's /usr, the Python interpreter and its environment, the agent's two files, the handed-in
-files, and the public MNIST view. The grader's source tree, the assignments' hidden tests and
-solutions, the gradebook, the output folder and the private hold-out are simply not there.
+system's /usr, the Python interpreter and its environment, the agent's two files, matplotlib's
+font list as the grader built it, the handed-in files, and the public MNIST view. The grader's
+source tree, the assignments' hidden tests and solutions, the gradebook, the output folder and
+the private hold-out are simply not there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 SANDBOX_HOME = "/home/student"
 WORK_DIR = f"{SANDBOX_HOME}/work"
 AGENT_DIR = "/opt/torchgrade"
+FONTS_DIR = f"{AGENT_DIR}/matplotlib"
 SUBMISSION_DIR = "/submission"
 #: Roots course notebooks pass to torchvision's MNIST; each gets the public view.
 DATA_ROOTS = ("mnist", "data", "dataset", "datasets", "MNIST_data")
@@ -65,8 +67,9 @@ def _python_mounts() -> list[str]:
 
 def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path,
             data_view: Path | None, disk_mb: int, gpu_devices: list[str],
-            env: dict[str, str]) -> list[str]:
-    """The full bwrap argv for one run of the agent."""
+            env: dict[str, str], fonts: Path | None = None) -> list[str]:
+    """The full bwrap argv for one run of the agent. `fonts`: the grader's prebuilt
+    matplotlib font list (see caches.py), read-only beside the agent."""
     bwrap = executable()
     if bwrap is None:
         raise FileNotFoundError("bwrap")
@@ -85,6 +88,8 @@ def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path
     args += _python_mounts()
     for path in agent_files:
         args += ["--ro-bind", str(path), f"{AGENT_DIR}/{path.name}"]
+    if fonts is not None:
+        args += ["--ro-bind", str(fonts), FONTS_DIR]
     args += ["--ro-bind", str(submission), SUBMISSION_DIR, "--dir", WORK_DIR]
     if data_view is not None:
         for root in DATA_ROOTS:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from grader.errors import GraderError
-from grader.sandbox import bwrap, limits, protocol
+from grader.sandbox import bwrap, caches, limits, protocol
 
 AGENT_FILES = [Path(__file__).with_name("agent.py"), Path(__file__).with_name("protocol.py")]
 STARTUP_GRACE_S = 90  # kernel start and imports, on top of the notebook's own limit
@@ -134,13 +134,15 @@ class Session:
         self.cgroup = limits.create_cgroup(cfg.resources)
         read_fd, write_fd = os.pipe()
         env = self._env()
+        fonts = caches.matplotlib_fonts()
         if cfg.sandboxed:
             argv = bwrap.command(
                 python=sys.executable, agent_files=AGENT_FILES, submission=staged,
                 etc=bwrap.write_etc(self.staging / "etc"), data_view=cfg.data_view,
                 disk_mb=cfg.resources.disk_mb,
-                gpu_devices=bwrap.gpu_device_nodes(list(cfg.gpus)), env=env)
+                gpu_devices=bwrap.gpu_device_nodes(list(cfg.gpus)), env=env, fonts=fonts)
             cwd = self.staging
+            fonts_seen_as = bwrap.FONTS_DIR if fonts is not None else None
         else:
             cwd = self.staging / "work"
             cwd.mkdir()
@@ -149,6 +151,7 @@ class Session:
                     (cwd / root).symlink_to(cfg.data_view)
             argv = [sys.executable, str(AGENT_FILES[0])]
             env["HOME"] = str(self.staging / "home")
+            fonts_seen_as = str(fonts) if fonts is not None else None
         stderr = (self.staging / "stderr.log").open("wb")
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd,
@@ -162,7 +165,7 @@ class Session:
                     "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
                     "output_limit": cfg.output_limit, "seed": cfg.seed,
                     "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
-                    "data_roots": list(bwrap.DATA_ROOTS)})
+                    "data_roots": list(bwrap.DATA_ROOTS), "matplotlib_fonts": fonts_seen_as})
 
     def _env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -299,7 +302,8 @@ class Session:
                                        "arrays": [protocol.pack_array(x)]}, timeout))
 
     def environment(self, timeout: float = 60) -> dict[str, Any]:
-        """torch version, whether CUDA was available, the GPU's name and peak memory."""
+        """torch version, whether CUDA was available, the GPU's name and peak memory (torch
+        None and cuda False when the notebook never imported torch)."""
         answer = self._ask({"op": "env"}, timeout)
         return {k: answer.get(k) for k in ("torch", "cuda", "gpu", "peak_memory")}
 

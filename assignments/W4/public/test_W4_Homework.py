@@ -29,7 +29,7 @@ def convention(student, rng):
 
 
 @pytest.mark.points(6)
-def test_gradients_match_the_derivation(student, credit):
+def test_gradients_match_the_derivation(student, credit, evidence):
     rng = np.random.default_rng()  # fresh inputs every run
     bias = convention(student, rng)
     assert bias is not None, "`gradients(X, Y, W1, b1, W2, b2)` could not be called: see the run"
@@ -39,6 +39,9 @@ def test_gradients_match_the_derivation(student, credit):
         problem = gradients.random_problem(rng, n, hidden, bias)
         answer = student.call("gradients", *problem)
         for verdict in gradients.judge(answer, *[torch.from_numpy(a) for a in problem]):
+            evidence.setdefault("gradient_errors", []).append({
+                "batch": n, "hidden": hidden, "parameter": verdict.name,
+                "relative_error": verdict.relative_error, "correct": verdict.correct})
             if not verdict.correct and right[verdict.name]:
                 right[verdict.name] = False
                 why = verdict.diagnosis.removeprefix(f"{verdict.name}: ")
@@ -51,11 +54,14 @@ def test_gradients_match_the_derivation(student, credit):
 
 
 @pytest.mark.points(4)
-def test_derivative_expressions(run, credit):
+def test_derivative_expressions(run, credit, evidence):
     """Task 2: the expressions written in markdown, read (never run) and checked numerically."""
     cells = nbformat.reads(run.notebook, as_version=4).cells if run.notebook else []
     markdown = [cell.source for cell in cells if cell.cell_type == "markdown"]
-    readings = latex.judge_markdown(markdown, np.random.default_rng())
+    every = latex.read_markdown(markdown, np.random.default_rng())
+    evidence["derivations"] = [{"target": r.target, "latex": r.latex, "verdict": r.verdict,
+                                "feedback": r.feedback} for r in every]
+    readings = latex.best(every)
     assert readings, "no derivative expressions (such as \\frac{\\partial f}{\\partial W_1} = " \
         "...) found in the markdown cells"
     right = [name for name in gradients.NAMES if readings.get(name) and

@@ -7,13 +7,19 @@ from grader.judge import models
 
 
 @pytest.fixture(scope="module")
-def scores(student, mnist):
+def scores(student, mnist, evidence):
     if mnist is None:
         pytest.fail("MNIST is not provisioned on the grading machine: `grade data fetch`")
     found = models.find(student)
     assert found.name, found.feedback
-    return found, models.accuracy(found, student, mnist.test_images, mnist.test_labels), \
-        models.accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
+    predicted = models.predictions(found, student, mnist.test_images)
+    test = float((predicted == mnist.test_labels).mean())
+    holdout = models.accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
+    evidence["accuracy"] = {"model": found.name, "test": test, "holdout": holdout}
+    evidence["confusion"] = models.confusion(predicted, mnist.test_labels)
+    evidence["misclassified"] = models.misclassified(predicted, mnist.test_labels,
+                                                     mnist.test_images)
+    return found, test, holdout
 
 
 @pytest.mark.points(10)

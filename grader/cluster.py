@@ -1,0 +1,364 @@
+"""Grading on a Dask cluster: `--cluster tcp://HOST:8786` (an existing scheduler) or
+`--cluster local` (a LocalCluster of --jobs worker processes on this machine).
+
+Each task runs `grade()` on a worker, sandbox and all; the Result comes back to this process,
+which alone writes the gradebook. A worker need not share this machine's filesystem: the task
+carries the notebook's bytes and its extra files, and the assignment folder is shipped once per
+run (scattered to every worker) and unpacked into a temporary folder there, so what grades a
+submission is exactly the rubric whose digest keys its gradebook row. Workers need torchgrade
+installed (`pip install 'torchgrade[cluster]'`, for `grader` and `reference`), bubblewrap, and
+MNIST in their own cache (`grade data fetch`) when the client has it.
+
+One grading per worker process at a time: grade() runs pytest in the worker process and forks
+a sandbox from it, so two gradings must never share a process. Workers are started with one
+thread (`--nthreads 1`; LocalCluster threads_per_worker=1), and a process-wide lock holds any
+further thread back, so a worker started with more threads is slower, never wrong. That is
+preferred to a fresh subprocess per task, which would pay for importing torch and mapping MNIST
+on every submission; the student's code already runs in a process of its own, the sandbox.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from grader import assignments, data, scheduler
+from grader.assignments import Assignment
+from grader.errors import DataError, GraderError
+from grader.intake import Submission
+from grader.judge.grade import Result, grade
+from grader.sandbox import SandboxConfig
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+CONNECT_TIMEOUT_S = 20
+WINDOW_MIN = 64          # tasks out at once: enough for an autoscaler to see the demand
+WINDOW_PER_WORKER = 4
+
+
+class ClusterError(GraderError):
+    """The Dask cluster cannot be used: Dask missing, no scheduler at the address, no GPU worker
+    for a GPU run."""
+
+    exit_code = 2
+
+
+def _distributed() -> ModuleType:
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError("--cluster needs Dask: pip install 'torchgrade[cluster]'") from None
+    return distributed
+
+
+# ----------------------------------------------------------------------------- what travels
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """One submission as bytes, for a worker that cannot read the client's files."""
+
+    key: str
+    student: str
+    notebook: str                      # the assignment's notebook name
+    filename: str                      # the handed-in file's name
+    content: bytes
+    files: tuple[tuple[str, bytes], ...]
+    content_hash: str
+
+    @classmethod
+    def of(cls, key: str, submission: Submission) -> Parcel:
+        return cls(key, submission.student, submission.notebook.name, submission.path.name,
+                   submission.path.read_bytes(),
+                   tuple((p.name, p.read_bytes()) for p in submission.files),
+                   submission.content_hash)
+
+    def unpack(self, folder: Path, assignment: Assignment) -> Submission:
+        """Write the files into `folder` and describe them as the intake would have."""
+        notebook = next((n for n in assignment.notebooks if n.name == self.notebook), None)
+        if notebook is None:
+            raise ClusterError(f"{self.notebook} is not a notebook of {assignment.name}")
+        path = folder / _plain_name(self.filename)
+        path.write_bytes(self.content)
+        extras = folder / "files"
+        extras.mkdir()
+        files = []
+        for name, content in self.files:
+            target = extras / _plain_name(name)
+            target.write_bytes(content)
+            files.append(target)
+        return Submission(self.student, notebook, path, tuple(files), self.content_hash)
+
+
+def _plain_name(name: str) -> str:
+    plain = PurePosixPath(name).name
+    if plain in ("", ".", ".."):
+        raise ClusterError(f"refusing the file name {name!r}")
+    return plain
+
+
+def pack_assignment(assignment: Assignment) -> bytes:
+    """The assignment folder as a zip, for workers without the client's assignments."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in assignment.folder.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(assignment.folder).as_posix())
+    return buffer.getvalue()
+
+
+_UNPACKED: dict[str, Assignment] = {}
+_UNPACK_LOCK = threading.Lock()
+
+
+def unpack_assignment(name: str, blob: bytes) -> Assignment:
+    """The shipped assignment, unpacked once per worker process into the worker's own
+    directory, which Dask removes when the worker closes (and purges if it died)."""
+    digest = hashlib.sha256(blob).hexdigest()
+    with _UNPACK_LOCK:
+        if digest not in _UNPACKED:
+            root = Path(tempfile.mkdtemp(prefix="torchgrade-assignment-", dir=_worker_dir()))
+            atexit.register(shutil.rmtree, root, True)
+            folder = root / _plain_name(name)
+            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                zf.extractall(folder)  # made by pack_assignment from the client's own folder
+            _UNPACKED[digest] = assignments.load(folder)
+        return _UNPACKED[digest]
+
+
+def _worker_dir() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):  # not in a Dask worker: the system's temporary folder
+        return None
+
+
+# ----------------------------------------------------------------------------- on the worker
+
+_ONE_AT_A_TIME = threading.Lock()
+_RUNNING: dict[str, bool] = {}  # key of the grading in flight in this process -> stopped?
+
+
+def grade_parcel(parcel: Parcel, assignment_name: str, assignment_blob: bytes,
+                 config: SandboxConfig, local_devices: tuple[int, ...] | None) -> Result:
+    """The task a worker runs: unpack, grade in the sandbox, hand back the Result."""
+    with _ONE_AT_A_TIME:
+        assignment = unpack_assignment(assignment_name, assignment_blob)
+        config = _worker_config(config, local_devices)
+        _RUNNING[parcel.key] = False
+        try:
+            with tempfile.TemporaryDirectory(prefix="torchgrade-parcel-") as folder:
+                submission = parcel.unpack(Path(folder), assignment)
+                result = grade(submission, assignment, config, mnist=scheduler.worker_mnist())
+        finally:
+            stopped = _RUNNING.pop(parcel.key, False)
+        if stopped:
+            raise ClusterError(f"grading of {parcel.student} {parcel.notebook} was stopped")
+        return result
+
+
+def _worker_config(config: SandboxConfig, local_devices: tuple[int, ...] | None
+                   ) -> SandboxConfig:
+    view = None
+    if config.data_view is not None:
+        if not data.is_cached():
+            raise DataError(f"MNIST is not cached on worker {os.uname().nodename}: run "
+                            "`grade data fetch` there")
+        view = data.public_view()
+    gpus = (_worker_gpu(local_devices),) if config.gpus else ()
+    return replace(config, data_view=view, gpus=gpus)
+
+
+def _worker_gpu(local_devices: tuple[int, ...] | None) -> int:
+    """This worker's GPU: a LocalCluster worker's by its number, else the first index of the
+    worker's CUDA_VISIBLE_DEVICES (start one worker per GPU with it set), else GPU 0."""
+    from distributed import get_worker
+
+    name = get_worker().name
+    if local_devices and isinstance(name, int):
+        return scheduler.GpuSlots(local_devices).device_of_worker(name)
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
+def stop_gradings(keys: list[str]) -> int:
+    """Run on every worker when the client is interrupted: end the sandbox of a listed grading
+    in flight here, and say how many of them are still running (the client asks until none
+    is). Dask cannot stop a running task; with its sandbox killed the task finishes at once,
+    its Session still closes and cleans up, and its result is dropped."""
+    running = set(keys) & set(_RUNNING)
+    for key in running:
+        _RUNNING[key] = True
+    if running:
+        scheduler.kill_sandboxes()
+    return len(running)
+
+
+# ----------------------------------------------------------------------------- on the client
+
+
+@contextmanager
+def _client(layout: scheduler.Plan) -> Iterator[Client]:
+    distributed = _distributed()
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # a cluster closed mid-run logs what it lost; we know
+    try:
+        if layout.cluster == "local":
+            with _local_cluster(layout, distributed) as local, \
+                    distributed.Client(local, set_as_default=False) as client:
+                yield client
+            return
+        try:
+            _knock(layout.cluster)
+            client = distributed.Client(layout.cluster, timeout=CONNECT_TIMEOUT_S,
+                                        set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"no Dask scheduler answers at {layout.cluster}: start one "
+                               f"with `dask scheduler` ({type(exc).__name__})") from None
+        with client:
+            yield client
+    finally:
+        quiet.setLevel(level)
+
+
+def _knock(address: str) -> None:
+    """Fail at once on a tcp:// address nobody listens on (Dask itself retries until its
+    timeout); other protocols are left to Dask."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme == "tcp" and host and port.isdigit():
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+
+
+@contextmanager
+def _local_cluster(layout: scheduler.Plan, distributed: ModuleType) -> Iterator[Any]:
+    """A LocalCluster of worker processes that ignore Ctrl-C: the terminal sends SIGINT to
+    the whole process group, and this process, not the workers, decides how to stop them.
+    Its scratch folder goes when it does."""
+    import dask
+
+    scratch = tempfile.mkdtemp(prefix="torchgrade-dask-")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the spawned workers
+    try:
+        with dask.config.set({"temporary-directory": scratch}):
+            local = distributed.LocalCluster(
+                n_workers=layout.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=logging.CRITICAL,
+                resources={"GPU": 1} if layout.devices else None)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        with local:
+            yield local
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _gpu_resources(client: Client, layout: scheduler.Plan) -> dict[str, float] | None:
+    if layout.cluster == "local":
+        return {"GPU": 1} if layout.devices else None
+    if layout.cluster_gpu is False:
+        return None
+    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    if any(w.get("resources", {}).get("GPU") for w in workers):
+        return {"GPU": 1}
+    if layout.cluster_gpu:
+        raise ClusterError(f"--gpus: no worker at {layout.cluster} offers a GPU; start "
+                           "workers with `--resources GPU=1`")
+    logging.getLogger(__name__).warning("no GPU worker at %s: grading on CPUs", layout.cluster)
+    return None
+
+
+def run(pending: list[scheduler.Job], assignment: Assignment, config: SandboxConfig,
+        layout: scheduler.Plan, report: scheduler.Reporter) -> None:
+    """Submit the jobs to the cluster and report each result as it comes back. At most a
+    window of tasks is out at once (each carries its notebook's bytes through the scheduler);
+    the next is sent as a result comes back."""
+    distributed = _distributed()
+    with _client(layout) as client:
+        _wait_for_a_worker(client, layout)
+        resources = _gpu_resources(client, layout)
+        blob = client.scatter(pack_assignment(assignment), broadcast=True, hash=True)
+        config = replace(config, gpus=(0,) if resources else ())
+        local = layout.devices if layout.cluster == "local" else None
+        queue = deque(enumerate(pending))
+        futures: dict[Any, str] = {}
+        finished = distributed.as_completed([], loop=client.loop)
+
+        def submit() -> None:
+            number, (key, submission) = queue.popleft()
+            with warnings.catch_warnings():  # a notebook with large outputs is still one task
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                future = client.submit(
+                    grade_parcel, Parcel.of(key, submission), assignment.name, blob, config,
+                    local, pure=False, resources=resources,
+                    key=f"grade-{number}-{submission.student}-{key[:8]}")
+            futures[future] = key
+            finished.add(future)
+
+        try:
+            for _ in range(min(len(queue), _window(client))):
+                submit()
+            for future in finished:
+                report(futures.pop(future), future.result())
+                if queue:
+                    submit()
+        except BaseException:
+            _stop(client, futures)
+            raise
+
+
+def _window(client: Client) -> int:
+    workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    return max(WINDOW_MIN, WINDOW_PER_WORKER * workers)
+
+
+def _wait_for_a_worker(client: Client, layout: scheduler.Plan) -> None:
+    if layout.cluster == "local" or client.scheduler_info().get("workers"):
+        return
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except TimeoutError:
+        raise ClusterError(f"no Dask worker is connected to {layout.cluster}: start one with "
+                           f"`dask worker {layout.cluster} --nthreads 1`") from None
+
+
+def _stop(client: Client, futures: dict[Any, str]) -> None:
+    """Cancel what has not started, end the sandboxes of what has, and wait (a while) until
+    those gradings have cleaned up after themselves."""
+    keys = list(futures.values())
+    with suppress(Exception):
+        client.cancel(list(futures))
+    deadline = time.monotonic() + scheduler.STOP_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(stop_gradings, keys, on_error="ignore")
+        except Exception:  # noqa: BLE001 - a cluster going away has nothing left to stop
+            return
+        if not any(isinstance(n, int) and n for n in running.values()):
+            return
+        time.sleep(scheduler.REAP_EVERY_S)

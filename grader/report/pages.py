@@ -1,0 +1,271 @@
+"""The HTML pages: one per student and homework, one per class, one per similar pair.
+
+Every page is a single self-contained file (its stylesheet inline, plots as inline SVG or PNG
+data, MathML for formulas) with a Content-Security-Policy that allows no script and no fetch, so
+it opens offline from `file://` and a student's output can never run in the reader's browser.
+Pages are built from gradebook rows (see `Gradebook.rows`), never from a live run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from grader.report import charts, sanitize
+from grader.report import notebook as nbview
+
+PARAMETERS = ("dW1", "db1", "dW2", "db2")
+PROBLEM_OUTCOMES = ("error", "timeout", "killed", "failed", "rejected")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("grader.report", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.Undefined)
+    env.globals["csp"] = sanitize.CSP
+    env.globals["stylesheet"] = resources.files("grader.report").joinpath(
+        "templates/style.css").read_text()
+    env.filters["seconds"] = _seconds
+    env.filters["pts"] = lambda v: f"{float(v):.2f}".rstrip("0").rstrip(".") if v is not None \
+        else "—"
+    env.filters["megabytes"] = lambda b: f"{b / 2**20:.0f} MB" if b else "—"
+    env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) \
+        if t else "—"
+    return env
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s" if value < 600 \
+        else f"{value / 60:.1f} min"
+
+
+# ----------------------------------------------------------------------------- student page
+
+
+@dataclass
+class NotebookSection:
+    """One graded notebook on a student's page."""
+
+    row: dict[str, Any]
+    record: dict[str, Any]
+    cells: list[dict[str, Any]]
+    tracebacks: list[dict[str, Any]]
+    evidence: dict[str, Any]
+    notebook_html: str
+
+    @property
+    def device(self) -> str:
+        env = self.record.get("environment") or {}
+        return str(env.get("gpu") or ("CPU" if env else self.row.get("device") or "—"))
+
+
+def _gradient_table(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Relative error per batch size (rows) and parameter (columns)."""
+    rows: dict[tuple[int, int], dict[str, Any]] = {}
+    for e in errors:
+        key = (int(e.get("batch", 0)), int(e.get("hidden", 0)))
+        row = rows.setdefault(key, {"batch": key[0], "hidden": key[1], "cells": {}})
+        row["cells"][str(e.get("parameter"))] = (float(e.get("relative_error", float("nan"))),
+                                                 bool(e.get("correct")))
+    return [rows[k] for k in sorted(rows)]
+
+
+def _evidence_view(evidence: dict[str, Any]) -> dict[str, Any]:
+    """What the templates draw from a rubric's evidence; unknown keys are listed as data."""
+    view: dict[str, Any] = {}
+    if errors := evidence.get("gradient_errors"):
+        view["gradient_table"] = _gradient_table(errors)
+    if derivations := evidence.get("derivations"):  # in the order the student wrote them
+        view["derivations"] = [{**d, "math": sanitize.math(
+            f"{_target_latex(str(d.get('target')))} = {d.get('latex', '')}")}
+            for d in derivations]
+    if fit := evidence.get("fit"):
+        view["fit"] = {**fit, "svg": charts.fit(fit.get("x", []), fit.get("y", []),
+                                                fit.get("prediction", []),
+                                                "fresh points and the notebook's fit"),
+                       "ratio": fit.get("mse", 0) / fit["noise_floor"]
+                       if fit.get("noise_floor") else None}
+    if accuracy := evidence.get("accuracy"):
+        view["accuracy"] = accuracy
+    if confusion := evidence.get("confusion"):
+        view["confusion"] = {"counts": confusion, "levels": charts.heat_levels(confusion)}
+    if wrong := evidence.get("misclassified"):
+        view["misclassified"] = [{**w, "png": charts.png(w.get("image", []))} for w in wrong]
+    known = {"gradient_errors", "derivations", "fit", "accuracy", "confusion", "misclassified"}
+    view["other"] = {k: json.dumps(v)[:2000] for k, v in evidence.items() if k not in known}
+    return view
+
+
+def _target_latex(target: str) -> str:
+    """dW1 as ∂f/∂W_1; an intermediate name such as delta_2 as \\delta_2."""
+    if target in PARAMETERS:
+        return rf"\frac{{\partial f}}{{\partial {target[1:-1]}_{target[-1]}}}"
+    return re.sub(r"^(alpha|beta|gamma|delta|epsilon|sigma|theta|lambda|mu|nabla)", r"\\\1",
+                  target)
+
+
+def notebook_section(row: dict[str, Any], notebook_text: str | None) -> NotebookSection:
+    """One result of the gradebook, with its stored executed notebook, ready to draw."""
+    try:
+        record = json.loads(row.get("record") or "{}")
+    except ValueError:
+        record = {}
+    nb = nbview.parse(notebook_text)
+    return NotebookSection(
+        row=row, record=record, cells=nbview.timings(nb, record.get("cells") or []),
+        tracebacks=nbview.tracebacks(nb), evidence=_evidence_view(row.get("evidence") or {}),
+        notebook_html=nbview.render(nb))
+
+
+def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookSection]) -> str:
+    """A student's page for one homework: every notebook's score, why points were lost, and
+    what the grader measured. Evidence the page cannot draw costs its drawings, not the page."""
+    total = sum(float(s.row["total"]) for s in sections)
+    top = sum(float(s.row["max"]) for s in sections)
+    template = environment().get_template("student.html")
+    try:
+        return template.render(student=student, hw=hw, title=title, sections=sections,
+                               total=total, max=top, generated=time.time(),
+                               parameters=PARAMETERS)
+    except Exception as exc:  # noqa: BLE001 - a rubric's odd evidence must not cost the page
+        for section in sections:
+            section.evidence = {"other": {"evidence not drawn": f"{type(exc).__name__}: {exc}"}}
+        return template.render(student=student, hw=hw, title=title, sections=sections,
+                               total=total, max=top, generated=time.time(),
+                               parameters=PARAMETERS)
+
+
+# ----------------------------------------------------------------------------- class page
+
+
+@dataclass
+class ClassStudent:
+    name: str          # as shown (anonymised when asked)
+    link: str          # the page's file name, relative to the class page
+    rows: list[dict[str, Any]]
+
+    @property
+    def total(self) -> float:
+        return sum(float(r["total"]) for r in self.rows)
+
+    @property
+    def max(self) -> float:
+        return sum(float(r["max"]) for r in self.rows)
+
+
+@dataclass
+class ClassView:
+    hw: str
+    title: str
+    students: list[ClassStudent]
+    pairs: list[Any] = field(default_factory=list)
+    more_pairs: int = 0  # pairs above the threshold beyond those listed
+    pair_link: Callable[[int], str] = lambda k: f"pair-{k}.html"
+    max_gap: float = 0.02
+
+
+def _item_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_item: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        for item in row["items"]:
+            by_item[(row["notebook"], item["name"])].append(item)
+    rates = []
+    for (notebook, name), items in by_item.items():
+        full = sum(1 for i in items if i["max"] and i["score"] >= i["max"])
+        worth = sum(i["max"] for i in items)
+        rates.append({"notebook": notebook, "name": name, "count": len(items),
+                      "passed": full / len(items),
+                      "mean": sum(i["score"] for i in items) / worth if worth else None,
+                      "hidden": any(i["hidden"] for i in items)})
+    return rates
+
+
+def _flags(view: ClassView) -> list[dict[str, str]]:
+    flags = []
+    for s in view.students:
+        for row in s.rows:
+            if row["outcome"] in PROBLEM_OUTCOMES:
+                flags.append({"student": s.name, "link": s.link, "kind": row["outcome"],
+                              "what": f"{row['notebook']}: {row['reason'] or row['outcome']}"})
+            accuracy = (row.get("evidence") or {}).get("accuracy") or {}
+            gap = _gap(accuracy)
+            if gap is not None and gap > view.max_gap:
+                flags.append({"student": s.name, "link": s.link, "kind": "gap",
+                              "what": f"test {accuracy['test']:.4f} but hold-out "
+                                      f"{accuracy['holdout']:.4f} (gap {gap:.4f})"})
+    for k, pair in enumerate(view.pairs):
+        flags.append({"student": f"{pair.a} & {pair.b}", "link": view.pair_link(k),
+                      "kind": "similar", "what": f"code {pair.score:.0%} similar"})
+    return flags
+
+
+def _gap(accuracy: dict[str, Any]) -> float | None:
+    try:
+        return float(accuracy["test"]) - float(accuracy["holdout"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _leaderboard(view: ClassView) -> list[dict[str, Any]]:
+    board = []
+    for s in view.students:
+        for row in s.rows:
+            accuracy = (row.get("evidence") or {}).get("accuracy")
+            if accuracy and accuracy.get("test") is not None:
+                board.append({"student": s.name, "link": s.link, "notebook": row["notebook"],
+                              "test": float(accuracy["test"]),
+                              "holdout": accuracy.get("holdout"), "gap": _gap(accuracy)})
+    return sorted(board, key=lambda b: -b["test"])
+
+
+def class_page(view: ClassView) -> str:
+    """The class at a glance: scores, item pass rates, accuracy, runtimes, and what to look at."""
+    rows = [r for s in view.students for r in s.rows]
+    totals = [s.total for s in view.students]
+    top = max((s.max for s in view.students), default=1.0) or 1.0
+    runtimes = [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
+    outcomes: dict[str, int] = defaultdict(int)
+    for r in rows:
+        outcomes[r["outcome"]] += 1
+    return environment().get_template("class.html").render(
+        view=view, generated=time.time(), outcomes=dict(outcomes),
+        histogram=charts.histogram(totals, 0, top, "total scores", bins=min(10, max(1, int(top))))
+        if totals else "",
+        runtime_chart=charts.histogram(runtimes, 0, max(runtimes), "runtimes", unit=" s")
+        if runtimes else "",
+        median_total=statistics.median(totals) if totals else None, top=top,
+        median_runtime=statistics.median(runtimes) if runtimes else None,
+        rates=_item_rates(rows), leaderboard=_leaderboard(view), flags=_flags(view))
+
+
+def pair_page(hw: str, pair: Any, back: str) -> str:
+    """Two students' code side by side, the matching regions marked."""
+    return environment().get_template("pair.html").render(
+        hw=hw, pair=pair, back=back, generated=time.time(),
+        a_parts=_marked(pair.a_code, pair.a_spans), b_parts=_marked(pair.b_code, pair.b_spans))
+
+
+def _marked(code: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """The code cut into (text, matched) pieces, for <mark> in the template (escaped there)."""
+    parts, at = [], 0
+    for start, end in sorted(spans):
+        start, end = max(start, at), min(end, len(code))
+        if start >= end:
+            continue
+        parts += [(code[at:start], False), (code[start:end], True)]
+        at = end
+    parts.append((code[at:], False))
+    return [p for p in parts if p[0]]

@@ -1,0 +1,147 @@
+"""`grade publish`: the gradebook as a static site.
+
+    site/
+      index.html              TA index: every homework's class page          (staff only)
+      ta/<hw>.html            the class page; ta/<hw>-pair-<k>.html similar code (staff only)
+      ta/links.csv            student, homework, page: for mailing each student their link
+      s/<token>.html          one page per student and homework                (publishable)
+
+A student's page name is a random token kept in the gradebook, so republishing after a regrade
+keeps every link that was sent, and no student can guess another's page. Only `s/` is meant
+for students; `index.html` and `ta/` name everyone.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader import assignments
+from grader.errors import GraderError
+from grader.gradebook import Gradebook
+from grader.report import pages, similarity
+
+STUDENT_DIR, TA_DIR = "s", "ta"
+MAX_PAIRS = 50  # per homework; more than that is a template or slide problem, not fifty cases
+
+
+@dataclass(frozen=True)
+class Published:
+    index: Path
+    student_pages: int
+    class_pages: int
+    pairs: int
+
+
+def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: bool = False,
+            threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED) -> Published:
+    """Write the site for HW (every homework in the gradebook when None) into OUT."""
+    rows = book.rows(hw)
+    if not rows:
+        raise GraderError(f"nothing to publish: the gradebook {book.path} has no results"
+                          + (f" for {hw}" if hw else ""))
+    by_hw: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_hw[row["hw"]].append(row)
+    (out / STUDENT_DIR).mkdir(parents=True, exist_ok=True)
+    (out / TA_DIR).mkdir(parents=True, exist_ok=True)
+    links, count, pair_count = [], 0, 0
+    for name, hw_rows in sorted(by_hw.items()):
+        found = _assignment(name, assignments_dir)
+        title, folder = (found.title, found.folder) if found else (name, None)
+        students = _group(hw_rows)
+        shown = _names(students, anonymise)
+        view = pages.ClassView(hw=name, title=title, students=[], max_gap=_max_gap(found))
+        for student, student_rows in students.items():
+            token = book.token(name, student)
+            sections = [pages.notebook_section(r, book.attachment(r["key"], "notebook"))
+                        for r in student_rows]
+            _write(out / STUDENT_DIR / f"{token}.html",
+                   pages.student_page(student, name, title, sections))
+            link = f"../{STUDENT_DIR}/{token}.html"
+            view.students.append(pages.ClassStudent(shown[student], link, student_rows))
+            links.append((student, name, f"{STUDENT_DIR}/{token}.html"))
+            count += 1
+        pairs = _similar(book, students, shown, folder, threshold)
+        view.pairs, view.more_pairs = pairs[:MAX_PAIRS], max(0, len(pairs) - MAX_PAIRS)
+        view.pair_link = lambda k, name=name: f"{name}-pair-{k}.html"
+        for k, pair in enumerate(view.pairs):
+            _write(out / TA_DIR / view.pair_link(k), pages.pair_page(name, pair, f"{name}.html"))
+        pair_count += len(view.pairs)
+        _write(out / TA_DIR / f"{name}.html", pages.class_page(view))
+    _write_links(out / TA_DIR / "links.csv", links)
+    index = out / "index.html"
+    _write(index, pages.environment().get_template("index.html").render(
+        homeworks=sorted(by_hw), ta_dir=TA_DIR, generated=time.time()))
+    return Published(index, count, len(by_hw), pair_count)
+
+
+def _assignment(hw: str, root: Path) -> assignments.Assignment | None:
+    """The homework's folder, for its title, template and settings; a gradebook may outlive it."""
+    try:
+        return assignments.find(hw, root)
+    except GraderError:
+        return None
+
+
+def _max_gap(found: assignments.Assignment | None) -> float:
+    """The public/hold-out accuracy gap above which a result is flagged."""
+    table = found.settings.get("accuracy", {}) if found else {}
+    return float(table.get("max_gap", 0.02))  # type: ignore[arg-type]
+
+
+def _group(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    students: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        students[row["student"]].append(row)
+    return dict(sorted(students.items()))
+
+
+def _names(students: dict[str, Any], anonymise: bool) -> dict[str, str]:
+    if not anonymise:
+        return {s: s for s in students}
+    return {s: f"student {k + 1:03d}" for k, s in enumerate(students)}
+
+
+def _similar(book: Gradebook, students: dict[str, list[dict[str, Any]]], shown: dict[str, str],
+             folder: Path | None, threshold: float) -> list[similarity.Pair]:
+    """Similar pairs per notebook, from the notebooks as they were run."""
+    by_notebook: dict[str, dict[str, str]] = defaultdict(dict)
+    with tempfile.TemporaryDirectory(prefix="torchgrade-similar-") as scratch:
+        for student, rows in students.items():
+            for row in rows:
+                text = book.attachment(row["key"], "notebook")
+                if not text:
+                    continue
+                path = Path(scratch) / f"{len(by_notebook[row['notebook']])}.ipynb"
+                path.write_text(text)
+                template = folder / row["notebook"] if folder else None
+                code = similarity.student_code(
+                    path, template if template and template.exists() else None)
+                if code.strip():
+                    by_notebook[row["notebook"]][shown[student]] = code
+    pairs = [p for codes in by_notebook.values()
+             for p in similarity.similar_pairs(codes, threshold)]
+    return sorted(pairs, key=lambda p: -p.score)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file, so a page is either the old one or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_links(path: Path, links: list[tuple[str, str, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "hw", "page"])
+        writer.writerows(links)
+    tmp.replace(path)

@@ -1,0 +1,129 @@
+"""The HTML reports and `grade publish`: what each page shows, that a student's output cannot
+run or fetch anything, and that the site's student links are unguessable and stable."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.errors import GraderError
+from grader.gradebook import Gradebook
+from grader.report import publish
+from tests import reports
+
+GRADE = str(Path(sys.executable).parent / "grade")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    grades = reports.build(tmp_path / "grades")
+    book = Gradebook(grades / "gradebook.sqlite")
+    try:
+        publish(book, tmp_path / "site")
+    finally:
+        book.close()
+    return tmp_path / "site"
+
+
+def links(site: Path) -> dict[tuple[str, str], Path]:
+    with (site / "ta" / "links.csv").open() as handle:
+        return {(r["student"], r["hw"]): site / r["page"] for r in csv.DictReader(handle)}
+
+
+def test_student_pages_have_unguessable_names_that_survive_republishing(tmp_path, site):
+    pages = links(site)
+    assert set(pages) == {("alice", "W4"), ("bob", "W4"), ("dave", "W4"), ("mallory", "W4"),
+                          ("carol", "W5"), ("alice", "W6"), ("bob", "W6")}
+    for (student, _), page in pages.items():
+        assert page.exists() and page.parent.name == "s"
+        assert student not in page.name and len(page.stem) >= 24
+    assert len({p.name for p in pages.values()}) == len(pages)
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    publish(book, tmp_path / "again")
+    book.close()
+    assert {k: p.name for k, p in links(tmp_path / "again").items()} == \
+        {k: p.name for k, p in pages.items()}
+
+
+def test_no_page_carries_a_script_a_handler_or_a_fetch(site):
+    for page in site.rglob("*.html"):
+        html = page.read_text()
+        assert "<script" not in html.lower(), page
+        assert not re.search(r"\son[a-z]+\s*=", html), page
+        assert "127.0.0.1" not in html and "javascript:" not in html, page
+        assert "<iframe" not in html and 'http-equiv="Content-Security-Policy"' in html, page
+        assert "default-src &#39;none&#39;" in html
+
+
+def test_w4_page_shows_points_reasons_gradient_errors_and_derivations(site):
+    html = links(site)[("bob", "W4")].read_text()
+    assert "3 / 8" in html  # total
+    assert "the sigmoid derivative h_sigmoid ⊙ (1 − h_sigmoid) is missing" in html
+    assert 'class="gradient-errors"' in html and "7.3e-01" in html
+    assert "<math" in html and "<mfrac>" in html  # the derivation drawn as MathML
+    assert "hidden test" in html
+    assert 'class="planted"' in html  # harmless formatting from the output survives
+    assert 'tr class="training"' in html and "for epoch in range(3):" in html
+    assert "300 MB" in html  # peak memory
+
+
+def test_failing_cell_traceback_and_rejected_submission(site):
+    dave = links(site)[("dave", "W4")].read_text()
+    assert 'class="traceback"' in dave and "NameError: name &#39;h_sig&#39; is not defined" in dave
+    assert "\x1b[" not in dave
+    mallory = links(site)[("mallory", "W4")].read_text()
+    assert "zip holds a symlink" in mallory and "rejected" in mallory
+
+
+def test_w5_fit_plot_and_w6_confusion_digits_and_holdout(site):
+    carol = links(site)[("carol", "W5")].read_text()
+    assert '<polyline class="curve"' in carol and "1.02 × the noise floor" in carol
+    bob = links(site)[("bob", "W6")].read_text()
+    assert 'class="confusion"' in bob and bob.count('<img src="data:image/png;base64,') == 6
+    assert "0.9990" in bob and "0.9284" in bob and "+0.0706" in bob
+
+
+def test_class_page(site):
+    w4 = (site / "ta" / "W4.html").read_text()
+    assert w4.count('class="student-link"') == 4 and 'class="chart"' in w4
+    assert "zip holds a symlink" in w4 and "NameError" in w4  # flags
+    assert "test_gradients_match_the_derivation" in w4 and "33%" in w4  # 1 of 3 full points
+    w6 = (site / "ta" / "W6.html").read_text()
+    board = re.findall(r'<td class="num">(0\.\d{4})</td><td class="num">', w6)
+    assert board == ["0.9990", "0.9822"]  # the leaderboard, best test accuracy first
+    assert "gap 0.0706" in w6  # the suspicious public/hold-out gap is flagged
+    index = (site / "index.html").read_text()
+    assert all(f'href="ta/{hw}.html"' in index for hw in ("W4", "W5", "W6"))
+
+
+def test_anonymised_class_page_names_nobody(tmp_path):
+    grades = reports.build(tmp_path / "grades")
+    book = Gradebook(grades / "gradebook.sqlite")
+    publish(book, tmp_path / "site", hw="W6", anonymise=True)
+    book.close()
+    w6 = (tmp_path / "site" / "ta" / "W6.html").read_text()
+    assert "student 001" in w6 and "alice" not in w6 and "bob" not in w6
+    assert not (tmp_path / "site" / "ta" / "W4.html").exists()
+
+
+def test_empty_gradebook_is_a_clear_error(tmp_path):
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    with pytest.raises(GraderError, match="nothing to publish"):
+        publish(book, tmp_path / "site")
+    book.close()
+
+
+def test_publish_command(tmp_path):
+    grades = reports.build(tmp_path / "grades")
+    done = subprocess.run([GRADE, "publish", "--gradebook", str(grades), "--out",
+                           str(tmp_path / "site")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "7 student pages, 3 class pages" in done.stdout
+    missing = subprocess.run([GRADE, "publish", "--gradebook", str(tmp_path / "none")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no gradebook at" in missing.stderr
