@@ -112,14 +112,14 @@ OUT_OPTION = click.option(
 
 
 def _config(assignment: assignments.Assignment, timeout: int | None, sandboxed: bool,
-            gpus: bool, cpu_fallback: bool) -> SandboxConfig:
+            cpu_fallback: bool) -> SandboxConfig:
     limits = assignment.limits
     wall = timeout or limits.notebook_seconds
     return SandboxConfig(
         data_view=data.public_view() if data.is_cached() else None,
         resources=ResourceLimits.for_run(limits.memory_mb, wall),
         cell_seconds=min(limits.cell_seconds, wall), notebook_seconds=wall,
-        sandboxed=sandboxed, gpus=(0,) if gpus else (), cpu_fallback=cpu_fallback)
+        sandboxed=sandboxed, cpu_fallback=cpu_fallback)
 
 
 def _mnist() -> data.MnistSplit | None:
@@ -167,7 +167,7 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                             cluster=cluster)
     for note in layout.notes:
         click.echo(f"note: {note}", err=True)
-    config = _config(assignment, timeout, not no_sandbox, False, assignment.limits.cpu_fallback)
+    config = _config(assignment, timeout, not no_sandbox, assignment.limits.cpu_fallback)
     found, rejected = intake.collect(submissions, assignment, intake.scratch_dir())
     only = assignments.notebook_named(hw, assignment)
     if only is not None:  # `--hw W6_Save_Model` grades that notebook, not all of W5
@@ -224,7 +224,7 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     if rejected or not found:
         reason = rejected[0].reason if rejected else "not a notebook of " + assignment.name
         raise click.UsageError(f"{notebook}: {reason}")
-    config = _config(assignment, timeout, sandboxed, False, cpu_fallback=True)
+    config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     result = grade(found[0], assignment, config, public_only=True, mnist=_mnist())
     if html_path is not None:
         from grader import report
@@ -245,10 +245,7 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
 
 
 def _gradebook_rows(out: Path, hw: str | None) -> list[dict[str, object]]:
-    path = out / "gradebook.sqlite"
-    if not path.exists():
-        raise click.UsageError(f"no gradebook at {path}: grade some submissions first")
-    book = Gradebook(path)
+    book = Gradebook(_gradebook_path(out))
     try:
         return book.rows(assignments.find(hw).name if hw else None)
     finally:

@@ -81,6 +81,19 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"evidence holds a {type(value).__name__}, which JSON cannot store")
 
 
+def run_record(result: Result) -> str:
+    """The run as stored: the RunRecord without the notebook (an attachment of its own), with
+    the environment the sandbox reported."""
+    record = asdict(result.run)
+    record.pop("notebook", None)
+    record["environment"] = result.environment
+    return json.dumps(record)
+
+
+def device_of(result: Result) -> str | None:
+    return result.environment.get("gpu") or ("cpu" if result.environment else None)
+
+
 def evidence_json(evidence: dict[str, Any]) -> str:
     """The evidence as JSON; a rubric that stored something else loses its evidence, not the
     result."""
@@ -124,16 +137,13 @@ class Gradebook:
     def store(self, hw: str, key: str, result: Result) -> None:
         """Write one result and its items atomically (replacing an earlier one with this key)."""
         run = result.run
-        record = asdict(run)
-        record.pop("notebook", None)
-        record["environment"] = result.environment
-        device = result.environment.get("gpu") or ("cpu" if result.environment else None)
+        record, device = run_record(result), device_of(result)
         with self._transaction() as db:
             db.execute("DELETE FROM items WHERE key = ?", (key,))
             db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (key, hw, result.student, result.notebook, result.content_hash,
                         run.outcome, run.reason, result.total, result.max, run.wall_seconds,
-                        device, json.dumps(record), time.time()))
+                        device, record, time.time()))
             db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?)", [
                 (key, i, item.name, item.score, item.max, item.feedback, int(item.hidden),
                  item.status) for i, item in enumerate(result.items)])

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from grader.gradebook import evidence_json
+from grader.gradebook import device_of, evidence_json, run_record
 from grader.judge.grade import Result
 from grader.report.pages import class_page, notebook_section, student_page
 from grader.report.site import Published, publish
@@ -17,13 +17,10 @@ from grader.report.site import Published, publish
 def result_row(result: Result, hw: str) -> dict[str, Any]:
     """A fresh result in the shape of a gradebook row, for a page drawn without a gradebook
     (`grade check --html`)."""
-    record = asdict(result.run)
-    record.pop("notebook", None)
-    record["environment"] = result.environment
     return {"hw": hw, "student": result.student, "notebook": result.notebook,
             "outcome": result.run.outcome, "reason": result.run.reason, "total": result.total,
             "max": result.max, "wall_seconds": result.run.wall_seconds,
-            "device": result.environment.get("gpu") or "cpu", "record": json.dumps(record),
+            "device": device_of(result), "record": run_record(result),
             "graded_at": time.time(), "items": [asdict(i) for i in result.items],
             "evidence": json.loads(evidence_json(result.evidence))}
 

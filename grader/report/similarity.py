@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import nbformat
 import numpy as np
@@ -83,7 +84,7 @@ class Pair:
     b_spans: tuple[tuple[int, int], ...]
 
 
-def student_code(notebook: Path, template: Path | None) -> str:
+def student_code(notebook: Path | TextIO, template: Path | None) -> str:
     """The code a student wrote: code cells, less the template, less IPython magics.
 
     A code cell equal to a template cell (whitespace aside) is dropped, and so is every line
@@ -185,7 +186,7 @@ def _compare(a: str, pa: _Print, b: str, pb: _Print, min_overlap: int) -> Pair |
                 pa.spans(slices_a), pb.spans(slices_b))
 
 
-def _code_cells(path: Path) -> list[tuple[int, str]]:
+def _code_cells(path: Path | TextIO) -> list[tuple[int, str]]:
     """(index among all cells, source) of each code cell; raises on anything unreadable."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -14,7 +14,7 @@ for students; `index.html` and `ta/` name everyone.
 from __future__ import annotations
 
 import csv
-import tempfile
+import io
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -58,17 +58,17 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
         students = _group(hw_rows)
         shown = _names(students, anonymise)
         view = pages.ClassView(hw=name, title=title, students=[], max_gap=_max_gap(found))
+        notebooks = {r["key"]: book.attachment(r["key"], "notebook") for r in hw_rows}
         for student, student_rows in students.items():
             token = book.token(name, student)
-            sections = [pages.notebook_section(r, book.attachment(r["key"], "notebook"))
-                        for r in student_rows]
+            sections = [pages.notebook_section(r, notebooks[r["key"]]) for r in student_rows]
             _write(out / STUDENT_DIR / f"{token}.html",
                    pages.student_page(student, name, title, sections))
             link = f"../{STUDENT_DIR}/{token}.html"
             view.students.append(pages.ClassStudent(shown[student], link, student_rows))
             links.append((student, name, f"{STUDENT_DIR}/{token}.html"))
             count += 1
-        pairs = _similar(book, students, shown, folder, threshold)
+        pairs = _similar(notebooks, students, shown, folder, threshold)
         view.pairs, view.more_pairs = pairs[:MAX_PAIRS], max(0, len(pairs) - MAX_PAIRS)
         view.pair_link = lambda k, name=name: f"{name}-pair-{k}.html"
         for k, pair in enumerate(view.pairs):
@@ -109,23 +109,21 @@ def _names(students: dict[str, Any], anonymise: bool) -> dict[str, str]:
     return {s: f"student {k + 1:03d}" for k, s in enumerate(students)}
 
 
-def _similar(book: Gradebook, students: dict[str, list[dict[str, Any]]], shown: dict[str, str],
-             folder: Path | None, threshold: float) -> list[similarity.Pair]:
-    """Similar pairs per notebook, from the notebooks as they were run."""
+def _similar(notebooks: dict[str, str | None], students: dict[str, list[dict[str, Any]]],
+             shown: dict[str, str], folder: Path | None,
+             threshold: float) -> list[similarity.Pair]:
+    """Similar pairs per notebook, from the notebooks as they were run (by result key)."""
     by_notebook: dict[str, dict[str, str]] = defaultdict(dict)
-    with tempfile.TemporaryDirectory(prefix="torchgrade-similar-") as scratch:
-        for student, rows in students.items():
-            for row in rows:
-                text = book.attachment(row["key"], "notebook")
-                if not text:
-                    continue
-                path = Path(scratch) / f"{len(by_notebook[row['notebook']])}.ipynb"
-                path.write_text(text)
-                template = folder / row["notebook"] if folder else None
-                code = similarity.student_code(
-                    path, template if template and template.exists() else None)
-                if code.strip():
-                    by_notebook[row["notebook"]][shown[student]] = code
+    for student, rows in students.items():
+        for row in rows:
+            text = notebooks[row["key"]]
+            if not text:
+                continue
+            template = folder / row["notebook"] if folder else None
+            code = similarity.student_code(
+                io.StringIO(text), template if template and template.exists() else None)
+            if code.strip():
+                by_notebook[row["notebook"]][shown[student]] = code
     pairs = [p for codes in by_notebook.values()
              for p in similarity.similar_pairs(codes, threshold)]
     return sorted(pairs, key=lambda p: -p.score)
@@ -139,9 +137,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def _write_links(path: Path, links: list[tuple[str, str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "hw", "page"])
-        writer.writerows(links)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["student", "hw", "page"])
+    writer.writerows(links)
+    _write(path, text.getvalue())
