@@ -6,16 +6,20 @@ takes.
 Three figures:
 
 1. The sandbox alone: start the agent, start a kernel, execute one cell, answer one probe, tear
-   everything down (bubblewrap, cgroup, kernel); with bubblewrap and without it (resource
-   limits only), median of `--runs` each, interleaved. Then the same for a notebook that
+   everything down (bubblewrap, cgroup, kernel); with bubblewrap and the warm start (the
+   default: agent and kernel forked from the fork server), with bubblewrap and a cold start
+   (fresh interpreters, `grade --cold-start`), and without bubblewrap (resource limits only),
+   median of `--runs` each, interleaved. Then the same, warm and cold, for a notebook that
    imports torch and pyplot, as the course's notebooks do, with its pyplot import on its own.
 2. The whole per-notebook overhead: an empty notebook graded through `grader.judge.grade.grade()`
    (staging, sandbox, kernel, the run, a one-test rubric that asks one probe, the environment
    probe, tear-down), then its HTML page (`grader.report.render_student`, when the report
-   package is there). Median of `--runs`, after one warm-up that is printed on its own: the
-   first grading in a process also pays for importing pytest and the rubric's modules.
+   package is there); warm and cold. Median of `--runs`, after one warm-up that is printed on
+   its own: the first grading in a process also pays for importing pytest and the rubric's
+   modules, and starts the fork server.
 3. Peak memory per sandbox: what the run's cgroup saw at its highest (`RunRecord.peak_memory`)
-   for the empty notebook, a notebook that imports torch, and each W4 example submission.
+   for the empty notebook, a notebook that imports torch, and each W4 example submission, warm
+   and cold; and the fork server's own resident memory (once per grading process).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 
 from grader import assignments, intake
 from grader.judge.grade import Result, grade
-from grader.sandbox import ResourceLimits, RunRecord, Sandbox, SandboxConfig
+from grader.sandbox import ResourceLimits, RunRecord, Sandbox, SandboxConfig, warm
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT_TOML = """\
@@ -69,33 +73,41 @@ def notebook(folder: Path, name: str, *sources: str) -> Path:
     return folder / name
 
 
-def one_run(folder: Path, sandboxed: bool, name: str = "empty.ipynb") -> tuple[float, RunRecord]:
+def one_run(folder: Path, sandboxed: bool, name: str = "empty.ipynb",
+            warm_start: bool = True) -> tuple[float, RunRecord]:
     start = time.perf_counter()
-    with Sandbox(SandboxConfig(sandboxed=sandboxed)).open(folder, name) as session:
+    config = SandboxConfig(sandboxed=sandboxed, warm=warm_start)
+    with Sandbox(config).open(folder, name) as session:
         record = session.execute()
         session.call("f", np.zeros(3), torch=False)
     assert record.outcome == "completed", record.reason
+    assert session.warm == (sandboxed and warm_start), "the warm start did not happen"
     return time.perf_counter() - start, record
 
 
 def sandbox_alone(folder: Path, runs: int) -> None:
-    one_run(folder, True)  # warm the page cache for both
-    sandboxed, plain, peaks = [], [], []
-    for _ in range(runs):  # interleaved, so drift affects both alike
+    one_run(folder, True)  # start the fork server, warm the page cache for all three
+    one_run(folder, True, warm_start=False)
+    warm_runs, cold_runs, plain, peaks = [], [], [], []
+    for _ in range(runs):  # interleaved, so drift affects all alike
         seconds, record = one_run(folder, True)
-        sandboxed.append(seconds)
+        warm_runs.append(seconds)
         peaks.append(record.peak_memory or 0)
+        cold_runs.append(one_run(folder, True, warm_start=False)[0])
         plain.append(one_run(folder, False)[0])
-    with_bwrap, without = statistics.median(sandboxed), statistics.median(plain)
-    print(f"empty notebook, median of {runs}: sandboxed {with_bwrap:.2f} s, "
-          f"not sandboxed {without:.2f} s; the sandbox adds {with_bwrap - without:+.2f} s "
-          f"({with_bwrap / without:.2f}x); peak memory of a sandboxed run "
+    fast, cold = statistics.median(warm_runs), statistics.median(cold_runs)
+    without = statistics.median(plain)
+    print(f"empty notebook, median of {runs}: sandboxed, warm start {fast:.2f} s; sandboxed, "
+          f"cold start {cold:.2f} s; not sandboxed (cold) {without:.2f} s; the sandbox adds "
+          f"{cold - without:+.2f} s to a cold start; the warm start saves {cold - fast:.2f} s "
+          f"({cold / fast:.2f}x); peak memory of a warm sandboxed run "
           f"{statistics.median(peaks) / 2**20:.0f} MB")
-    plotting = [one_run(folder, True, "plotting.ipynb") for _ in range(runs)]
-    pyplot = statistics.median(record.cells[1].seconds for _, record in plotting)
-    print(f"a notebook that imports torch and pyplot, sandboxed, median of {runs}: "
-          f"{statistics.median(seconds for seconds, _ in plotting):.2f} s, its pyplot import "
-          f"{pyplot:.2f} s")
+    for how, warm_start in (("warm", True), ("cold", False)):
+        plotting = [one_run(folder, True, "plotting.ipynb", warm_start) for _ in range(runs)]
+        pyplot = statistics.median(record.cells[1].seconds for _, record in plotting)
+        print(f"a notebook that imports torch and pyplot, sandboxed, {how} start, median of "
+              f"{runs}: {statistics.median(seconds for seconds, _ in plotting):.2f} s, its "
+              f"pyplot import {pyplot:.2f} s")
 
 
 def empty_assignment(folder: Path) -> assignments.Assignment:
@@ -133,27 +145,36 @@ def whole_overhead(scratch: Path, runs: int) -> None:
     assignment = empty_assignment(scratch / "EMPTY")
     handed_in = notebook(scratch, "student_empty.ipynb", "def f(x):\n    return x")
     found, _ = intake.collect(handed_in, assignment, scratch)
-    config = SandboxConfig(resources=ResourceLimits.for_run(4096, 120), cell_seconds=60,
-                           notebook_seconds=120)
     render = renderer()
-    first = graded_once(found[0], assignment, config, render)
-    timings = [graded_once(found[0], assignment, config, render) for _ in range(runs)]
-    total = statistics.median(g + r for g, r in timings)
-    grading = statistics.median(g for g, _ in timings)
-    page = (f", HTML page {statistics.median(r for _, r in timings):.2f} s"
-            if render else "; the HTML page is not included (no grader.report.render_student)")
-    print(f"whole per-notebook overhead, empty notebook through grade() (sandbox, kernel, "
-          f"probes, rubric{', report' if render else ''}), median of {runs}: {total:.2f} s "
-          f"(grading {grading:.2f} s{page}); the first in a process {sum(first):.2f} s")
+    for how, warm_start in (("warm", True), ("cold", False)):
+        config = SandboxConfig(resources=ResourceLimits.for_run(4096, 120), cell_seconds=60,
+                               notebook_seconds=120, warm=warm_start)
+        first = graded_once(found[0], assignment, config, render)
+        timings = [graded_once(found[0], assignment, config, render) for _ in range(runs)]
+        total = statistics.median(g + r for g, r in timings)
+        grading = statistics.median(g for g, _ in timings)
+        page = (f", HTML page {statistics.median(r for _, r in timings):.2f} s" if render
+                else "; the HTML page is not included (no grader.report.render_student)")
+        print(f"whole per-notebook overhead, {how} start, empty notebook through grade() "
+              f"(sandbox, kernel, probes, rubric{', report' if render else ''}), median of "
+              f"{runs}: {total:.2f} s (grading {grading:.2f} s{page}); the first in a process "
+              f"{sum(first):.2f} s")
 
 
-def peak_of(folder: Path, name: str) -> int:
+def peak_of(folder: Path, name: str, warm_start: bool) -> int:
     config = SandboxConfig(resources=ResourceLimits.for_run(4096, 300), cell_seconds=120,
-                           notebook_seconds=300)
+                           notebook_seconds=300, warm=warm_start)
     with Sandbox(config).open(folder, name) as session:
         session.execute()
     assert session.record is not None
     return session.record.peak_memory or 0
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def peak_memory(scratch: Path) -> None:
@@ -164,14 +185,19 @@ def peak_memory(scratch: Path) -> None:
     examples = sorted((ROOT / "submissions").glob("*_W4_Homework.ipynb"))
     for path in examples:
         intake.repaired_copy(path, folder / path.name)
-    figures = [("empty notebook", peak_of(folder, "empty.ipynb")),
-               ("`import torch`", peak_of(folder, "torch.ipynb"))]
-    figures += [(f"W4 {p.name.split('_')[0]}", peak_of(folder, p.name)) for p in examples]
-    if not any(peak for _, peak in figures):
-        print("peak memory per sandbox: not measured (no cgroup on this machine)")
-        return
-    print("peak memory per sandbox (its cgroup's high-water mark): "
-          + "; ".join(f"{label} {peak / 2**20:.0f} MB" for label, peak in figures))
+    names = [("empty notebook", "empty.ipynb"), ("`import torch`", "torch.ipynb")]
+    names += [(f"W4 {p.name.split('_')[0]}", p.name) for p in examples]
+    for how, warm_start in (("warm", True), ("cold", False)):
+        figures = [(label, peak_of(folder, name, warm_start)) for label, name in names]
+        if not any(peak for _, peak in figures):
+            print("peak memory per sandbox: not measured (no cgroup on this machine)")
+            return
+        print(f"peak memory per sandbox, {how} start (its cgroup's high-water mark): "
+              + "; ".join(f"{label} {peak / 2**20:.0f} MB" for label, peak in figures))
+    server = warm._server
+    if server is not None and server.alive():
+        print(f"the fork server's resident memory (one per grading process, shared "
+              f"copy-on-write with every sandbox it forks): {resident_mb(server.proc.pid):.0f} MB")
 
 
 def main() -> None:

@@ -84,6 +84,18 @@ def test_w4_examples_get_their_scores_and_diagnoses(tmp_path):
     assert "test_gradients_match_the_derivation" in report and "1 of 5 errored" in report
 
 
+def test_a_cold_start_grades_the_w4_examples_as_the_warm_start_does(tmp_path):
+    folder = copy_examples(tmp_path / "class", *W4_EXAMPLES)
+    scores = {}
+    for how in ("warm", "cold"):
+        flags = ["--cold-start"] if how == "cold" else []
+        grade(str(folder), "--hw", "W4", "--out", str(tmp_path / how), "--jobs", "2", *flags)
+        scores[how] = {key: [(i["name"], i["score"]) for i in row["items"]]
+                       for key, row in rows(tmp_path / how).items()}
+    assert len(scores["warm"]) == 5
+    assert scores["warm"] == scores["cold"]
+
+
 def test_save_model_examples_and_the_w6_alias(tmp_path):
     folder = copy_examples(tmp_path / "class", "alice_W5_Save_Model.ipynb",
                            "bob_W6_Save_Model.ipynb", "carol_W5_Save_Model.ipynb")

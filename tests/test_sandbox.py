@@ -59,6 +59,20 @@ def run(folder: Path, view: Path | None = None, probe=None, **config):
     return record, answer
 
 
+#: Notebook code: how many processes the sandbox shows with `marker` in their command line.
+COUNT_PROCESSES = """
+def processes_named(marker):
+    import os
+    found = 0
+    for pid in os.listdir("/proc"):
+        try:
+            found += marker in open(f"/proc/{pid}/cmdline").read()
+        except (OSError, ValueError):
+            pass
+    return found
+"""
+
+
 def host_processes_with(marker: str) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
@@ -241,20 +255,20 @@ def test_printing_a_gigabyte_keeps_only_the_start(tmp_path, view):
 def test_a_daemon_does_not_outlive_the_run(tmp_path, view):
     marker = f"daemon-{uuid.uuid4().hex[:8]}"
     folder = notebook(tmp_path / "sub", f"""
-import os, subprocess, numpy as np
+import os, subprocess, time, numpy as np
 subprocess.Popen(["sh", "-c", "sleep 600; true", "{marker}"], start_new_session=True)
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
         os.execvp("sh", ["sh", "-c", "sleep 601; true", "{marker}"])
     os._exit(0)
+{COUNT_PROCESSES}
 def running():
-    found = 0
-    for pid in os.listdir("/proc"):
-        try:
-            found += "{marker}" in open(f"/proc/{{pid}}/cmdline").read()
-        except (OSError, ValueError):
-            pass
+    for _ in range(50):  # the double-forked one may still be on its way to exec
+        found = processes_named("{marker}")
+        if found == 2:
+            break
+        time.sleep(0.1)
     return np.array(found)
 """)
     record, (running,) = run(folder, view, lambda s: s.call("running", torch=False))

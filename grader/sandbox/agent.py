@@ -12,6 +12,7 @@ Nothing here is trusted by the grader: every reply is validated on the other sid
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import ctypes
@@ -33,8 +34,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 PR_SET_DUMPABLE = 4
-WORK = Path.cwd()
+WORK = Path.cwd()  # set again in main(): a warm start imports this module elsewhere
 PROBE_DIR = Path("/tmp/.probe")
+#: Set by forkserver.py: start the kernel by forking this process (which has ipykernel and
+#: torch imported) instead of executing a fresh interpreter.
+FORK_KERNEL = False
 
 #: Run silently before the first cell: fair, repeatable seeds (a notebook's own seeds still win)
 #: course-era compatibility, and a cap on what print() can send. Placeholders are filled in.
@@ -187,6 +191,97 @@ def _tg_probe(request, folder):
 """
 
 
+class ForkedKernel:
+    """The part of subprocess.Popen that jupyter_client's LocalProvisioner uses, for a kernel
+    that is a fork of this process."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"kernel {self.pid} still running")
+            time.sleep(0.01)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def fork_kernel(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
+                **_: Any) -> ForkedKernel:
+    """Start an IPython kernel as a fork of this process: what a fresh `python -m
+    ipykernel_launcher -f FILE` would do, without importing everything again. The child
+    keeps none of the agent's descriptors (it could otherwise write on the grader's channel)
+    and is dumpable again, as an executed process would be."""
+    connection_file = cmd[cmd.index("-f") + 1]
+    pid = os.fork()
+    if pid:
+        end = time.monotonic() + 5  # the provisioner reads its process group next
+        with contextlib.suppress(OSError):
+            while os.getpgid(pid) != pid and time.monotonic() < end:
+                time.sleep(0.001)
+        return ForkedKernel(pid)
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.closerange(3, 1 << 16)
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        os.environ.clear()
+        os.environ.update(env or {})
+        if cwd:
+            os.chdir(cwd)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        from setproctitle import setproctitle  # only a warm start gets here
+
+        setproctitle(" ".join([sys.executable, "-m", "ipykernel_launcher", "-f",
+                               connection_file]))
+        # what `python -m ipykernel_launcher -f FILE` leaves in sys.argv (a "-m" there would
+        # be read by IPython as a module to run)
+        import ipykernel
+
+        launcher = Path(ipykernel.__file__).parent.parent / "ipykernel_launcher.py"
+        sys.argv = [str(launcher), "-f", connection_file]
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        # the agent forked from inside its running event loop; the kernel needs its own
+        asyncio.events._set_running_loop(None)
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+    except SystemExit:
+        pass
+    except BaseException:  # noqa: BLE001  the stderr log is what a TA reads
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    raise AssertionError("unreachable")
+
+
 class CappedClient(NotebookClient):
     """nbclient, with the outputs it keeps capped: a notebook that prints a gigabyte keeps the
     first `output_limit` bytes and a note, and the agent's memory stays bounded."""
@@ -240,6 +335,10 @@ class Agent:
                               "traceback": []},
             resources={"metadata": {"path": str(WORK)}}, record_timing=True,
             startup_timeout=120, shutdown_kernel="immediate")
+        if FORK_KERNEL:
+            from jupyter_client.provisioning import local_provisioner
+
+            local_provisioner.launch_kernel = fork_kernel
         deadline = time.monotonic() + cfg["notebook_timeout"]
         cells: list[dict[str, Any]] = []
         source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
@@ -443,6 +542,8 @@ def copy_fonts(folder: str | None) -> None:
 
 
 def main() -> int:
+    global WORK
+    WORK = Path.cwd()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         return 70

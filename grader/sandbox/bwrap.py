@@ -16,7 +16,12 @@ from pathlib import Path
 SANDBOX_HOME = "/home/student"
 WORK_DIR = f"{SANDBOX_HOME}/work"
 AGENT_DIR = "/opt/torchgrade"
+AGENT_PATH = f"{AGENT_DIR}/agent.py"
 FONTS_DIR = f"{AGENT_DIR}/matplotlib"
+#: What a warm-started sandbox runs until its agent is brought in: it says when the sandbox is
+#: built (bubblewrap names its first process before the mounts are done), then waits for its
+#: stdin to close.
+PLACEHOLDER = ["/bin/sh", "-c", "echo ready && exec cat"]
 SUBMISSION_DIR = "/submission"
 #: Roots course notebooks pass to torchvision's MNIST; each gets the public view.
 DATA_ROOTS = ("mnist", "data", "dataset", "datasets", "MNIST_data")
@@ -67,9 +72,12 @@ def _python_mounts() -> list[str]:
 
 def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path,
             data_view: Path | None, disk_mb: int, gpu_devices: list[str],
-            env: dict[str, str], fonts: Path | None = None) -> list[str]:
+            env: dict[str, str], fonts: Path | None = None,
+            program: list[str] | None = None, info_fd: int | None = None) -> list[str]:
     """The full bwrap argv for one run of the agent. `fonts`: the grader's prebuilt
-    matplotlib font list (see caches.py), read-only beside the agent."""
+    matplotlib font list (see caches.py), read-only beside the agent. `program`: what runs
+    inside instead of the agent (a warm start runs a placeholder and brings its agent in);
+    `info_fd`: where bubblewrap writes the pid of the sandbox's first process."""
     bwrap = executable()
     if bwrap is None:
         raise FileNotFoundError("bwrap")
@@ -99,7 +107,9 @@ def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path
     args += ["--chdir", WORK_DIR, "--clearenv"]
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
-    return [*args, "--", python, f"{AGENT_DIR}/agent.py"]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
+    return [*args, "--", *(program or [python, AGENT_PATH])]
 
 
 def gpu_device_nodes(indices: list[int]) -> list[str]:

@@ -27,8 +27,15 @@ class ProtocolError(ValueError):
     """A message or an array that does not follow the wire format."""
 
 
+class Packed(str):
+    """An array packed already (see pack_array): sent as it is. The judge packs the inputs it
+    asks every submission about (the MNIST images) once per grading process."""
+
+
 def pack_array(array: Any) -> str:
     """An array (or anything numpy turns into a numeric array) as base64 `.npy` text."""
+    if isinstance(array, Packed):
+        return array
     value = np.asarray(array)
     if value.dtype.kind not in _KINDS:
         raise ProtocolError(f"cannot send an array of dtype {value.dtype}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import select
 import shutil
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from grader.errors import GraderError
-from grader.sandbox import bwrap, caches, limits, protocol
+from grader.sandbox import bwrap, caches, limits, protocol, warm
+from grader.sandbox.forkserver import CHANNEL_FD
 
 AGENT_FILES = [Path(__file__).with_name("agent.py"), Path(__file__).with_name("protocol.py")]
 STARTUP_GRACE_S = 90  # kernel start and imports, on top of the notebook's own limit
@@ -89,6 +91,7 @@ class SandboxConfig:
     sandboxed: bool = True         # False: resource limits only (`--no-sandbox`, laptops)
     gpus: tuple[int, ...] = ()
     cpu_fallback: bool = False
+    warm: bool = True              # bring in an agent forked from a warm one (forkserver.py)
 
 
 class Sandbox:
@@ -109,6 +112,8 @@ class Session:
         self.notebook = notebook
         self.record: RunRecord | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.requests: Any = None  # the agent's stdin
+        self.warm = False
         self.cgroup: limits.Cgroup | None = None
         self.reader: _LineReader | None = None
         self.staging = Path(tempfile.mkdtemp(prefix="torchgrade-run-"))
@@ -132,15 +137,35 @@ class Session:
         staged = self.staging / "submission"
         self.notes += stage(self.submission, staged)
         self.cgroup = limits.create_cgroup(cfg.resources)
-        read_fd, write_fd = os.pipe()
         env = self._env()
         fonts = caches.matplotlib_fonts()
+        if cfg.sandboxed and cfg.warm and self._start_warm(staged, env, fonts):
+            channel_fd, fonts_seen_as = CHANNEL_FD, bwrap.FONTS_DIR if fonts else None
+        else:
+            channel_fd, fonts_seen_as = self._start_cold(staged, env, fonts)
+        self._send({"notebook": self.notebook, "channel_fd": channel_fd,
+                    "submission": bwrap.SUBMISSION_DIR if cfg.sandboxed else str(staged),
+                    "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
+                    "output_limit": cfg.output_limit, "seed": cfg.seed,
+                    "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
+                    "data_roots": list(bwrap.DATA_ROOTS), "matplotlib_fonts": fonts_seen_as})
+
+    def _bwrap(self, staged: Path, env: dict[str, str], fonts: Path | None,
+               **extra: Any) -> list[str]:
+        cfg = self.config
+        return bwrap.command(
+            python=sys.executable, agent_files=AGENT_FILES, submission=staged,
+            etc=bwrap.write_etc(self.staging / "etc"), data_view=cfg.data_view,
+            disk_mb=cfg.resources.disk_mb,
+            gpu_devices=bwrap.gpu_device_nodes(list(cfg.gpus)), env=env, fonts=fonts, **extra)
+
+    def _start_cold(self, staged: Path, env: dict[str, str],
+                    fonts: Path | None) -> tuple[int, str | None]:
+        """bubblewrap (or, unsandboxed, plain limits) executes a fresh agent."""
+        cfg = self.config
+        read_fd, write_fd = os.pipe()
         if cfg.sandboxed:
-            argv = bwrap.command(
-                python=sys.executable, agent_files=AGENT_FILES, submission=staged,
-                etc=bwrap.write_etc(self.staging / "etc"), data_view=cfg.data_view,
-                disk_mb=cfg.resources.disk_mb,
-                gpu_devices=bwrap.gpu_device_nodes(list(cfg.gpus)), env=env, fonts=fonts)
+            argv = self._bwrap(staged, env, fonts)
             cwd = self.staging
             fonts_seen_as = bwrap.FONTS_DIR if fonts is not None else None
         else:
@@ -159,13 +184,55 @@ class Session:
             preexec_fn=limits.preexec(cfg.resources, self.cgroup))
         os.close(write_fd)
         stderr.close()
+        self.requests = self.proc.stdin
         self.reader = _LineReader(read_fd)
-        self._send({"notebook": self.notebook, "channel_fd": write_fd,
-                    "submission": bwrap.SUBMISSION_DIR if cfg.sandboxed else str(staged),
-                    "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
-                    "output_limit": cfg.output_limit, "seed": cfg.seed,
-                    "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
-                    "data_roots": list(bwrap.DATA_ROOTS), "matplotlib_fonts": fonts_seen_as})
+        return write_fd, fonts_seen_as
+
+    def _start_warm(self, staged: Path, env: dict[str, str], fonts: Path | None) -> bool:
+        """bubblewrap builds the sandbox around a placeholder; the fork server brings in an
+        agent that has torch and ipykernel imported already. False: start cold instead."""
+        cfg = self.config
+        try:
+            server = warm.server({k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"})
+        except warm.WarmStartError:
+            return False
+        info_read, info_write = os.pipe()
+        stderr = (self.staging / "stderr.log").open("wb")
+        self.proc = subprocess.Popen(
+            self._bwrap(staged, env, fonts, program=bwrap.PLACEHOLDER, info_fd=info_write),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=self.staging,
+            env=env, pass_fds=(info_write,), start_new_session=True,
+            preexec_fn=limits.preexec(cfg.resources, self.cgroup))
+        os.close(info_write)
+        requests, replies = os.pipe(), os.pipe()
+        try:
+            deadline = time.monotonic() + STARTUP_GRACE_S
+            target = _first_pid(info_read, deadline)
+            assert self.proc.stdout is not None
+            if _LineReader(self.proc.stdout.fileno()).read_line(deadline) != b"ready":
+                raise SandboxError("bubblewrap did not finish building the sandbox")
+            job = {"target": target,
+                   "cgroup_procs": [str(p) for p in self.cgroup.procs_files()]
+                   if self.cgroup else [],
+                   "rlimits": limits.rlimits(cfg.resources, with_memory=self.cgroup is None),
+                   "env": env, "cwd": bwrap.WORK_DIR, "agent": bwrap.AGENT_PATH}
+            server.spawn(job, [requests[0], replies[1], stderr.fileno()])
+        except (warm.WarmStartError, SandboxError, TimeoutError, protocol.ProtocolError):
+            _kill_group(self.proc.pid)
+            self.proc.wait()
+            for fd in (*requests, *replies):
+                os.close(fd)
+            self.proc = None
+            return False
+        finally:
+            os.close(info_read)
+            stderr.close()
+        os.close(requests[0])
+        os.close(replies[1])
+        self.requests = os.fdopen(requests[1], "wb")
+        self.reader = _LineReader(replies[0])
+        self.warm = True
+        return True
 
     def _env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -179,8 +246,9 @@ class Session:
         return env
 
     def close(self) -> None:
-        """End the run: ask the agent to stop, then kill whatever is left, however it hid."""
-        if self.proc is not None and self.proc.poll() is None:
+        """End the run: ask the agent to stop, then kill whatever is left, however it hid.
+        (A warm sandbox is simply killed: its agent and kernel die with its pid namespace.)"""
+        if self.proc is not None and self.proc.poll() is None and not self.warm:
             try:
                 self._send({"op": "close"})
                 self.proc.wait(timeout=2)
@@ -189,8 +257,13 @@ class Session:
         if self.proc is not None:
             _kill_group(self.proc.pid)
             self.proc.wait()
-            if self.proc.stdin:
-                self.proc.stdin.close()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                if stream:
+                    stream.close()
+        if self.requests is not None and self.requests is not getattr(self.proc, "stdin", None):
+            with contextlib.suppress(OSError):
+                self.requests.close()
+        self.requests = None
         if self.cgroup is not None:
             if self.record is not None:
                 self.record.peak_memory = self.cgroup.peak_memory()
@@ -290,12 +363,14 @@ class Session:
             raise ProbeError("malformed module list", "malformed")
         return found
 
-    def forward(self, name: str, x: np.ndarray, timeout: float = 600) -> np.ndarray:
+    def forward(self, name: str, x: np.ndarray | protocol.Packed,
+                timeout: float = 600) -> np.ndarray:
         """Run the module `name` in eval mode on a batch; its outputs as one array."""
         return self._single(self._ask({"op": "forward", "name": name,
                                        "arrays": [protocol.pack_array(x)]}, timeout))
 
-    def load_and_forward(self, file: str, x: np.ndarray, timeout: float = 600) -> np.ndarray:
+    def load_and_forward(self, file: str, x: np.ndarray | protocol.Packed,
+                         timeout: float = 600) -> np.ndarray:
         """Unpickle a whole saved model from the work folder (inside the sandbox: the pickle
         may run code) and run it on a batch."""
         return self._single(self._ask({"op": "load", "file": file,
@@ -359,9 +434,9 @@ class Session:
         return outputs[0]
 
     def _send(self, message: dict[str, Any]) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(protocol.encode(message))
-        self.proc.stdin.flush()
+        assert self.requests is not None
+        self.requests.write(protocol.encode(message))
+        self.requests.flush()
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         assert self.reader is not None
@@ -402,6 +477,20 @@ class _LineReader:
                 if not chunk:
                     return None
                 self.buffer += chunk
+
+
+def _first_pid(fd: int, deadline: float) -> int:
+    """The pid of the sandbox's first process, from bubblewrap's --info-fd JSON."""
+    raw = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], min(1.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if ready and not chunk:
+            break
+        raw += chunk
+        with contextlib.suppress(ValueError):
+            return int(json.loads(raw)["child-pid"])
+    raise SandboxError(f"bubblewrap did not start the sandbox ({raw[:200]!r})")
 
 
 def _kill_group(pid: int) -> None:

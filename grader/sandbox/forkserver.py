@@ -1,0 +1,297 @@
+"""The warm start: one process that has already imported torch, ipykernel and nbclient, and
+forks an agent into each notebook's own bubblewrap sandbox.
+
+Python's start, `import torch` (1.5-2.3 s of one core) and an IPython kernel's start (0.6-0.8 s)
+were most of what a short notebook cost to grade. The sandbox is still bubblewrap's, built
+afresh for every notebook with the same mounts, limits and namespaces; what changes is how its
+agent starts. bubblewrap runs a placeholder (`cat`, which ends when the grader closes its
+stdin), and for each job this server forks a child that, before any student code exists:
+
+1. keeps only the job's three descriptors (requests, replies, stderr log) and /dev/null;
+2. joins the run's cgroup and lowers its rlimits, as bubblewrap's child does;
+3. enters every namespace of the placeholder (mount, pid, network, IPC, UTS, cgroup, user),
+   so it sees the sandbox's root, its loopback and nothing else;
+4. drops every capability (bounding, ambient, effective, permitted), sets no_new_privs, and
+   resets its environment and signals;
+5. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
+   agent there. The agent forks the notebook's kernel the same way (agent.fork_kernel).
+
+This process runs no student code and holds nothing but imported modules: a child starts from
+a copy of exactly that. It never touches the GPU (CUDA cannot survive a fork), and it refuses
+to serve if importing started a Python thread. It is started by grader/sandbox/warm.py as
+`python forkserver.py FD [MATPLOTLIB_DIR]`, outside any sandbox, with the sandbox's
+environment; FD is an AF_UNIX socket on which each job arrives as one JSON line with three
+descriptors attached, and the answer is one JSON line: {"pid": N} or {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "cgroup")  # then "user"; see enter()
+CLONE_NEWUSER = 0x10000000
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+CAPABILITY_VERSION_3 = 0x20080522
+#: Imported once here, so no notebook pays for them: the agent's (nbformat, nbclient,
+#: jupyter_client, zmq), the kernel's (ipykernel and what its start imports), and torch.
+PRELOAD = ("agent", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
+           "ipykernel.debugger", "IPython.core.completerlib", "IPython.core.debugger",
+           "IPython.core.oinspect", "IPython.extensions", "sqlite3", "tornado.queues", "psutil",
+           "numpy", "torch")
+MPL_BACKEND = "module://matplotlib_inline.backend_inline"
+#: The channel's number inside the agent (it comes in the first request, as in a cold start).
+CHANNEL_FD = 3
+
+
+class SetupError(RuntimeError):
+    """The child could not be placed into its sandbox; it exits before running anything."""
+
+
+def preload(matplotlib_dir: str | None = None) -> dict[str, Any]:
+    """Import what every run needs, and check that nothing started a thread. With
+    `matplotlib_dir` (the grader's prebuilt font list, caches.py), pyplot too, set up as a
+    kernel would set it up: the inline backend named, the fonts already listed."""
+    started = time.monotonic()
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    if matplotlib_dir:
+        os.environ["MPLCONFIGDIR"] = matplotlib_dir
+        os.environ["MPLBACKEND"] = MPL_BACKEND  # what ipykernel sets before any notebook code
+        importlib.import_module("matplotlib.pyplot")
+        del os.environ["MPLCONFIGDIR"], os.environ["MPLBACKEND"]
+    from setproctitle import setproctitle
+
+    setproctitle("torchgrade fork server")  # also readies the children's retitle()
+
+    # OpenBLAS starts its pool when numpy loads and stops it around fork() itself
+    # (pthread_atfork); a Python thread would be copied half-way through whatever it did.
+    return {"ready": threading.active_count() == 1, "python_threads": threading.active_count(),
+            "native_threads": len(os.listdir("/proc/self/task")),
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def serve(control: socket.socket) -> None:
+    """Fork a child per job until the grader closes its end."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
+        except OSError:
+            return
+        if not message:
+            return
+        try:
+            job = json.loads(message)
+            if len(fds) != 3:
+                raise ValueError(f"expected 3 descriptors, got {len(fds)}")
+            pid = os.fork()
+        except (ValueError, OSError) as exc:
+            _send(control, {"error": f"{type(exc).__name__}: {exc}"})
+            for fd in fds:
+                os.close(fd)
+            continue
+        if pid == 0:
+            _child(job, fds)
+        for fd in fds:
+            os.close(fd)
+        _send(control, {"pid": pid})
+
+
+def _send(control: socket.socket, message: dict[str, Any]) -> None:
+    control.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _child(job: dict[str, Any], fds: list[int]) -> None:
+    """The forked child: into the sandbox, then the agent. Never returns."""
+    code = 71
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _stdio(fds)
+        namespaces = _open_namespaces(int(job["target"]))
+        _close_all_but({0, 1, 2, CHANNEL_FD, *namespaces.values()})
+        for path in job["cgroup_procs"]:
+            with open(path, "w") as handle:
+                handle.write(str(os.getpid()))
+        for kind, value in job["rlimits"]:
+            _setrlimit(int(kind), int(value))
+        enter(namespaces)
+        drop_privileges()
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in job["env"].items()})
+        os.chdir(job["cwd"])
+        forget_matplotlib_folders()
+        code = _run_agent(job)
+    except BaseException as exc:  # noqa: BLE001  the grader reads why from the channel
+        with contextlib.suppress(OSError):
+            os.write(CHANNEL_FD, json.dumps({
+                "event": "failed", "error": f"warm start: {type(exc).__name__}: {exc}"[:2000],
+            }).encode() + b"\n")
+    finally:
+        os._exit(code)
+
+
+def _open_namespaces(target: int) -> dict[str, int]:
+    """Descriptors of the placeholder's namespaces that differ from this process's."""
+    found: dict[str, int] = {}
+    for name in (*NAMESPACES, "user"):
+        fd = os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            os.close(fd)
+            continue
+        found[name] = fd
+    if "mnt" not in found or "pid" not in found:
+        raise SetupError(f"process {target} is not in a sandbox of its own")
+    return found
+
+
+def _stdio(fds: list[int]) -> None:
+    """requests on 0, nothing on 1, the stderr log on 2, replies on CHANNEL_FD."""
+    requests, replies, log = fds
+    devnull = os.open(os.devnull, os.O_RDWR)
+    # the replies descriptor may sit on 0-3 already: lift everything above first
+    lifted = [os.dup(fd) for fd in (requests, replies, log)]
+    for fd in {requests, replies, log} - {0, 1, 2, CHANNEL_FD}:
+        os.close(fd)
+    os.dup2(lifted[0], 0)
+    os.dup2(devnull, 1)
+    os.dup2(lifted[2], 2)
+    os.dup2(lifted[1], CHANNEL_FD)
+    for fd in (*lifted, devnull):
+        if fd not in (0, 1, 2, CHANNEL_FD):
+            os.close(fd)
+    os.set_inheritable(CHANNEL_FD, False)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _setrlimit(kind: int, value: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(kind)
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def enter(namespaces: dict[str, int]) -> None:
+    """setns() into each namespace. A grader run as root made the sandbox's mount namespace
+    while privileged, so it is joined before the user namespace; an unprivileged bubblewrap
+    made it inside its user namespace, so that one must come first. Try the first order and
+    fall back to the second for what was refused."""
+    refused = []
+    for name in NAMESPACES:
+        if name in namespaces and LIBC.setns(namespaces[name], 0) != 0:
+            refused.append(name)
+    if "user" in namespaces and LIBC.setns(namespaces["user"], CLONE_NEWUSER) != 0:
+        raise SetupError(f"cannot enter the user namespace: {os.strerror(ctypes.get_errno())}")
+    for name in refused:
+        if LIBC.setns(namespaces[name], 0) != 0:
+            raise SetupError(f"cannot enter the {name} namespace: "
+                             f"{os.strerror(ctypes.get_errno())}")
+    for fd in namespaces.values():
+        os.close(fd)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_privileges() -> None:
+    """No capability in any set, none to regain (no_new_privs), as `bwrap --cap-drop ALL`."""
+    for cap in range(64):
+        if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:
+            raise SetupError(f"cannot drop capability {cap} from the bounding set")
+    LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = _CapHeader(CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if LIBC.capset(ctypes.byref(header), data) != 0:
+        raise SetupError(f"capset: {os.strerror(ctypes.get_errno())}")
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise SetupError("cannot set no_new_privs")
+
+
+def forget_matplotlib_folders() -> None:
+    """matplotlib remembers its config and cache folders once asked (here: this server's,
+    outside the sandbox); make it ask again, so the notebook's matplotlib uses the sandbox's
+    home as a fresh import there would."""
+    mpl = sys.modules.get("matplotlib")
+    if mpl is None:
+        return
+    for name in ("get_configdir", "get_cachedir"):
+        inner = getattr(getattr(mpl, name), "__wrapped__", None)
+        if inner is not None:
+            setattr(mpl, name, mpl._logged_cached(f"{name.upper()}=%s")(inner))
+    texmanager = sys.modules.get("matplotlib.texmanager")
+    if texmanager is not None:  # a class attribute, computed when pyplot was imported
+        from pathlib import Path
+
+        texmanager.TexManager._cache_dir = Path(mpl.get_cachedir(), "tex.cache")
+
+
+def _run_agent(job: dict[str, Any]) -> int:
+    """Fork into the sandbox's pid namespace; this process only waits for the agent."""
+    pid = os.fork()
+    if pid:
+        os.close(0)
+        os.close(CHANNEL_FD)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) & 0xFF
+    os.setsid()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    sys.argv = [job["agent"]]
+    retitle([sys.executable, job["agent"]])
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    import agent
+
+    agent.FORK_KERNEL = True
+    code = agent.main()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def retitle(argv: list[str]) -> None:
+    """Show a forked process as what a cold start would have executed, not as this server
+    (whose command line names the grader's source tree)."""
+    from setproctitle import setproctitle
+
+    setproctitle(" ".join(argv))
+
+
+def main() -> int:
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=int(sys.argv[1]))
+    status = preload(sys.argv[2] if len(sys.argv) > 2 else None)
+    _send(control, status)
+    if not status["ready"]:
+        return 1
+    serve(control)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
