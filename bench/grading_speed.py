@@ -1,6 +1,11 @@
 """How fast a class is graded: torchgrade `--jobs 1` and `--jobs 2` against nbgrader's autograde.
 
     python bench/grading_speed.py [--runs 3] [--copies 4] [--nbgrader-venv DIR] [--no-nbgrader]
+                                  [--no-cold]
+
+torchgrade runs with its warm start (agents and kernels forked from a fork server that has
+torch imported; the default), and once more with `--jobs 2 --cold-start` (fresh interpreters,
+as before the warm start existed) unless `--no-cold`.
 
 The class: the five W4 example submissions (submissions/*_W4_Homework.ipynb), `--copies` of
 each (20 by default), every copy with a distinct comment in its first code cell so that no two
@@ -22,8 +27,8 @@ nbgrader lives in its own virtual environment (default ~/.cache/torchgrade-bench
 created when missing with
     python3 -m venv DIR && DIR/bin/pip install nbgrader torch==2.14.1 matplotlib
 and the comparison is skipped with a message when it cannot be.
-Runs are interleaved (ours --jobs 1, ours --jobs 2, nbgrader; then again), and each figure is
-the median of `--runs`.
+Runs are interleaved (ours --jobs 1, ours --jobs 2, ours --jobs 2 cold, nbgrader; then again),
+and each figure is the median of `--runs`.
 """
 
 from __future__ import annotations
@@ -134,11 +139,17 @@ def write_flat(folder: Path, notebooks: dict[str, nbformat.NotebookNode]) -> Non
 
 # ---------------------------------------------------------------------- torchgrade
 
-def time_torchgrade(submissions: Path, jobs: int, out: Path) -> Timed:
+#: (key, --jobs, extra flags) of each torchgrade configuration timed
+CONFIGS = [("jobs 1", 1, []), ("jobs 2", 2, []), ("jobs 2 cold", 2, ["--cold-start"])]
+LABELS = {"jobs 1": "torchgrade --jobs 1", "jobs 2": "torchgrade --jobs 2",
+          "jobs 2 cold": "torchgrade --jobs 2 --cold-start", "nbgrader": "nbgrader autograde"}
+
+
+def time_torchgrade(submissions: Path, jobs: int, out: Path, flags: list[str]) -> Timed:
     start = time.perf_counter()
     grade = Path(sys.executable).parent / "grade"  # the environment's own `grade` script
     done = subprocess.run([str(grade), str(submissions), "--hw", "W4", "--jobs", str(jobs),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+                           "--out", str(out), *flags], cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise BenchError(f"grade --jobs {jobs} exited {done.returncode}: {done.stderr[-2000:]}")
@@ -316,11 +327,14 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="copies of each of the 5 examples")
     parser.add_argument("--nbgrader-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--no-nbgrader", action="store_true", help="time torchgrade only")
+    parser.add_argument("--no-cold", action="store_true", help="skip the --cold-start runs")
     args = parser.parse_args()
+    configs = [c for c in CONFIGS if not (args.no_cold and "--cold-start" in c[2])]
     notebooks = student_notebooks(args.copies)
     count = len(notebooks)
     bin_dir = None if args.no_nbgrader else ensure_venv(args.nbgrader_venv)
-    times: dict[str, list[float]] = {"jobs 1": [], "jobs 2": [], "nbgrader": []}
+    times: dict[str, list[float]] = {key: [] for key, _, _ in configs}
+    times["nbgrader"] = []
     scores: dict[str, dict[str, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="torchgrade-bench-") as name:
         scratch = Path(name)
@@ -329,17 +343,18 @@ def main() -> None:
             build_course(scratch / "course", bin_dir, notebooks)
         warm_up(bin_dir)
         for run in range(args.runs):
-            for jobs in (1, 2):
+            for key, jobs, flags in configs:
                 load = os.getloadavg()[0]
-                timed = time_torchgrade(scratch / "class", jobs, scratch / f"out-{jobs}-{run}")
-                times[f"jobs {jobs}"].append(timed.seconds)
-                scores[f"jobs {jobs}"] = timed.scores
-                print(f"run {run + 1}: torchgrade --jobs {jobs}  {timed.seconds:6.1f} s   "
+                out = scratch / f"out-{key.replace(' ', '-')}-{run}"
+                timed = time_torchgrade(scratch / "class", jobs, out, flags)
+                times[key].append(timed.seconds)
+                scores[key] = timed.scores
+                print(f"run {run + 1}: {LABELS[key]:<32} {timed.seconds:6.1f} s   "
                       f"(load average before: {load:.2f})", flush=True)
             if bin_dir is not None:
                 load = os.getloadavg()[0]
                 times["nbgrader"].append(time_nbgrader(scratch / "course", bin_dir))
-                print(f"run {run + 1}: nbgrader autograde   {times['nbgrader'][-1]:6.1f} s   "
+                print(f"run {run + 1}: {LABELS['nbgrader']:<32} {times['nbgrader'][-1]:6.1f} s   "
                       f"(load average before: {load:.2f})", flush=True)
         if bin_dir is not None:
             scores["nbgrader"] = nbgrader_scores(scratch / "course", bin_dir)
@@ -351,20 +366,24 @@ def report(times: dict[str, list[float]], scores: dict[str, dict[str, tuple[floa
     median = {k: statistics.median(v) for k, v in times.items() if v}
     print(f"{count} W4 notebooks, {os.cpu_count()} CPU cores, median of {runs} "
           f"run{'s' if runs > 1 else ''}:")
-    labels = {"jobs 1": "torchgrade --jobs 1", "jobs 2": "torchgrade --jobs 2",
-              "nbgrader": "nbgrader autograde"}
     for key, seconds in median.items():
-        print(f"  {labels[key]:<20} {seconds:6.1f} s   {seconds / count:5.2f} s per notebook")
-    for key in ("jobs 1", "jobs 2"):
+        print(f"  {LABELS[key]:<32} {seconds:6.1f} s   {seconds / count:5.2f} s per notebook")
+    for key, _, _ in CONFIGS:
         if key in scores:
             graded = len(scores[key])
-            print(f"  scores, {labels[key]} ({graded} graded): "
+            print(f"  scores, {LABELS[key]} ({graded} graded): "
                   f"{per_example(scores[key])}")
     if "nbgrader" in scores:
         print(f"  scores, nbgrader autograded points ({len(scores['nbgrader'])} graded; the "
               f"4 points of derivative expressions are left to a human): "
               f"{per_example(scores['nbgrader'])}")
+    if "jobs 2 cold" in median:
+        print(f"the warm start makes --jobs 2 {median['jobs 2 cold'] / median['jobs 2']:.1f}x "
+              f"as fast as --jobs 2 --cold-start")
     if "nbgrader" in median:
+        if "jobs 2 cold" in median:
+            print(f"--jobs 2 --cold-start is {median['nbgrader'] / median['jobs 2 cold']:.1f}x "
+                  f"the speed of nbgrader")
         print(f"--jobs 1 is {median['nbgrader'] / median['jobs 1']:.1f}x the speed of nbgrader")
         print(f"{median['nbgrader'] / median['jobs 2']:.1f}× faster than nbgrader "
               f"(torchgrade --jobs 2 against nbgrader autograde, wall time)")
