@@ -7,6 +7,7 @@ import json
 import pickle
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -48,7 +49,19 @@ def notebook(folder: Path, *cells: str, name: str = "nb.ipynb") -> Path:
     return folder
 
 
+#: Whether run() starts warm (the default) unless told; the `start` fixture runs every test of
+#: this file both ways.
+START_WARM = True
+
+
+@pytest.fixture(autouse=True, params=["warm", "cold"])
+def start(request, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "START_WARM", request.param == "warm")
+    return request.param
+
+
 def run(folder: Path, view: Path | None = None, probe=None, **config):
+    config.setdefault("warm", START_WARM)
     resources = config.pop("resources", ResourceLimits(memory_mb=2048, pids=64, disk_mb=64))
     config.setdefault("cell_seconds", 60)
     config.setdefault("notebook_seconds", 120)
@@ -181,10 +194,17 @@ def test_writes_outside_the_work_dir_fail(tmp_path, view):
     outside = tmp_path / "host-file.txt"
     outside.write_text("original")
     targets = ["/usr/pwned", "/submission/pwned", "/opt/torchgrade/agent.py", "/etc/passwd",
-               str(outside), "./mnist/MNIST/raw/train-labels-idx1-ubyte", "/proc/sys/kernel/x"]
+               str(outside), "./mnist/MNIST/raw/train-labels-idx1-ubyte", "/proc/sys/kernel/x",
+               "/pwned", f"{REPO}/grader/sandbox/planted.py"]
     folder = notebook(tmp_path / "sub", f"""
-import numpy as np
+import numpy as np, os
 written = []
+for folder in ("/newdir", "{REPO}/grader/sandbox"):  # the sandbox's root is read-only too
+    try:
+        os.makedirs(folder)
+        written.append(1)
+    except OSError:
+        written.append(0)
 for target in {targets!r}:
     try:
         with open(target, "w") as handle:
@@ -197,7 +217,7 @@ def outcome():
     return np.array(written)
 """)
     record, (written,) = run(folder, view, lambda s: s.call("outcome", torch=False))
-    assert written.tolist() == [0] * len(targets)
+    assert written.tolist() == [0] * (2 + len(targets))
     assert outside.read_text() == "original"
     assert (REPO / "grader" / "sandbox" / "agent.py").read_text().startswith('"""The agent')
 

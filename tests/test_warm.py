@@ -4,9 +4,15 @@ bubblewrap, real kernels; every test checks what the student's code could see or
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -14,6 +20,8 @@ import pytest
 
 from grader.sandbox import ResourceLimits, bwrap, warm
 from tests.test_sandbox import COUNT_PROCESSES, host_processes_with, notebook, run
+
+SANDBOX_DIR = Path(__file__).resolve().parent.parent / "grader" / "sandbox"
 
 pytestmark = [
     pytest.mark.slow,
@@ -168,3 +176,77 @@ plt.show()
         assert outputs[0]["text"].split() == ["module://matplotlib_inline.backend_inline",
                                               "/home/student/.cache/matplotlib",
                                               "/home/student/.config/matplotlib"]
+
+
+UNPRIVILEGED_ENTRY = """
+import json, os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, {sandbox_dir!r})  # bwrap.py and forkserver.py use the standard library only
+import bwrap, forkserver
+
+scratch = Path({scratch!r})
+(scratch / "submission").mkdir()
+info_read, info_write = os.pipe()
+argv = bwrap.command(python=sys.executable, agent_files=[], submission=scratch / "submission",
+                     etc=bwrap.write_etc(scratch / "etc"), data_view=None, disk_mb=64,
+                     gpu_devices=[], env={{"HOME": bwrap.SANDBOX_HOME, "PATH": "/usr/bin"}},
+                     program=bwrap.PLACEHOLDER, info_fd=info_write)
+box = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(info_write,))
+os.close(info_write)
+target = json.loads(os.read(info_read, 4096))["child-pid"]
+assert box.stdout.readline() == b"ready\\n"
+answer_read, answer_write = os.pipe()
+if os.fork() == 0:
+    namespaces = forkserver._open_namespaces(target, box.pid)
+    forkserver.enter(namespaces)
+    forkserver.drop_privileges()
+    os.chdir(bwrap.WORK_DIR)
+    if os.fork() == 0:
+        status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+        os.write(answer_write, json.dumps({{
+            "cwd": os.getcwd(), "root": sorted(os.listdir("/")), "uid": os.getuid(),
+            "pid": os.getpid(), "init": open("/proc/1/cmdline").read().split("\\0")[0],
+            "cap_eff": int(status["CapEff"], 16), "no_new_privs": int(status["NoNewPrivs"]),
+        }}).encode())
+        os._exit(0)
+    os.wait()
+    os._exit(0)
+os.close(answer_write)
+print(os.read(answer_read, 65536).decode())
+box.stdin.close()
+box.wait()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None
+                    or not Path("/usr/bin/python3").exists(),
+                    reason="needs root, setpriv and /usr/bin/python3 to act as an ordinary user")
+def test_an_unprivileged_graders_sandbox_is_entered_too():
+    """bubblewrap run by an ordinary user nests its user namespaces differently than run by
+    root; the fork server's setns order must handle both (this test suite runs as root)."""
+    scratch = Path(tempfile.mkdtemp(prefix="torchgrade-unprivileged-"))
+    try:
+        os.chown(scratch, 65534, 65534)
+        script = UNPRIVILEGED_ENTRY.format(sandbox_dir=str(SANDBOX_DIR), scratch=str(scratch))
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "/usr/bin/python3", "-c", script], capture_output=True,
+                              text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        inside = json.loads(done.stdout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert inside["cwd"] == bwrap.WORK_DIR and "submission" in inside["root"]
+    assert inside["uid"] == 65534 and inside["pid"] > 1 and inside["init"].endswith("bwrap")
+    assert inside["cap_eff"] == 0 and inside["no_new_privs"] == 1
+
+
+def test_the_agents_import_path_is_the_sandboxs_own(monkeypatch):
+    """Never the fork server's folder on the host: a notebook could make that path inside."""
+    from grader.sandbox import forkserver
+
+    monkeypatch.setattr(sys, "path", [str(SANDBOX_DIR), "", "/nowhere",
+                                      *[p for p in sys.path if p.startswith(sys.prefix)]])
+    forkserver.only_sandbox_paths("/opt/torchgrade")
+    assert sys.path[0] == "/opt/torchgrade"
+    assert str(SANDBOX_DIR) not in sys.path and "" not in sys.path and "/nowhere" not in sys.path
+    assert len(sys.path) > 1

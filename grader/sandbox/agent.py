@@ -234,7 +234,7 @@ def fork_kernel(cmd: list[str], env: dict[str, str] | None = None, cwd: str | No
     ipykernel_launcher -f FILE` would do, without importing everything again. The child
     keeps none of the agent's descriptors (it could otherwise write on the grader's channel)
     and is dumpable again, as an executed process would be."""
-    connection_file = cmd[cmd.index("-f") + 1]
+    arguments = cmd[cmd.index("-f"):]  # -f FILE and nbclient's extra arguments
     pid = os.fork()
     if pid:
         end = time.monotonic() + 5  # the provisioner reads its process group next
@@ -256,14 +256,15 @@ def fork_kernel(cmd: list[str], env: dict[str, str] | None = None, cwd: str | No
             signal.signal(sig, signal.SIG_DFL)
         from setproctitle import setproctitle  # only a warm start gets here
 
-        setproctitle(" ".join([sys.executable, "-m", "ipykernel_launcher", "-f",
-                               connection_file]))
-        # what `python -m ipykernel_launcher -f FILE` leaves in sys.argv (a "-m" there would
-        # be read by IPython as a module to run)
+        setproctitle(" ".join([sys.executable, "-m", "ipykernel_launcher", *arguments]))
+        # what `python -m ipykernel_launcher -f FILE ...` leaves in sys.argv (a "-m" there
+        # would be read by IPython as a module to run), and its import path (no agent folder)
         import ipykernel
 
         launcher = Path(ipykernel.__file__).parent.parent / "ipykernel_launcher.py"
-        sys.argv = [str(launcher), "-f", connection_file]
+        agent_dir = str(Path(sys.argv[0]).parent)
+        sys.path[:] = [p for p in sys.path if p != agent_dir]
+        sys.argv = [str(launcher), *arguments]
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
         # the agent forked from inside its running event loop; the kernel needs its own
         asyncio.events._set_running_loop(None)

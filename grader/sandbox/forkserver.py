@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -35,11 +36,13 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "cgroup")  # then "user"; see enter()
 CLONE_NEWUSER = 0x10000000
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -54,6 +57,8 @@ PRELOAD = ("agent", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqs
 MPL_BACKEND = "module://matplotlib_inline.backend_inline"
 #: The channel's number inside the agent (it comes in the first request, as in a cold start).
 CHANNEL_FD = 3
+STATUS_FD = 4  # the child's "ok" (or why not) to this server, closed before the agent runs
+SETUP_TIMEOUT_S = 20
 
 
 class SetupError(RuntimeError):
@@ -79,14 +84,20 @@ def preload(matplotlib_dir: str | None = None) -> dict[str, Any]:
     setproctitle("torchgrade fork server")  # also readies the children's retitle()
 
     # OpenBLAS starts its pool when numpy loads and stops it around fork() itself
-    # (pthread_atfork); a Python thread would be copied half-way through whatever it did.
-    return {"ready": threading.active_count() == 1, "python_threads": threading.active_count(),
+    # (pthread_atfork); a Python thread would be copied half-way through whatever it did. A
+    # writable shared mapping would be one memory for every notebook forked from here.
+    shared = [line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+              if line.split()[1] == "rw-s"]
+    return {"ready": threading.active_count() == 1 and not shared,
+            "python_threads": threading.active_count(), "shared_writable": shared[:5],
             "native_threads": len(os.listdir("/proc/self/task")),
             "seconds": round(time.monotonic() - started, 3)}
 
 
 def serve(control: socket.socket) -> None:
-    """Fork a child per job until the grader closes its end."""
+    """Fork a child per job until the grader closes its end. The answer waits for the child
+    to be in its sandbox (or to fail getting there), so a failure is the grader's to handle
+    (it starts that run cold) and never a run that looks like the student's."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     while True:
         try:
@@ -95,35 +106,57 @@ def serve(control: socket.socket) -> None:
             return
         if not message:
             return
+        job: dict[str, Any] = {}
         try:
             job = json.loads(message)
             if len(fds) != 3:
                 raise ValueError(f"expected 3 descriptors, got {len(fds)}")
+            status_read, status_write = os.pipe()
             pid = os.fork()
         except (ValueError, OSError) as exc:
-            _send(control, {"error": f"{type(exc).__name__}: {exc}"})
+            _send(control, {"id": job.get("id"), "error": f"{type(exc).__name__}: {exc}"})
             for fd in fds:
                 os.close(fd)
             continue
         if pid == 0:
-            _child(job, fds)
+            os.close(status_read)
+            _child(job, fds, status_write)
+        os.close(status_write)
         for fd in fds:
             os.close(fd)
-        _send(control, {"pid": pid})
+        status = _status(status_read)
+        os.close(status_read)
+        _send(control, {"id": job.get("id"), "pid": pid} if status == "ok"
+              else {"id": job.get("id"), "error": status or "the child ended during setup"})
+
+
+def _status(fd: int, timeout: float = SETUP_TIMEOUT_S) -> str:
+    """The child's one line: "ok" once it is in its sandbox, else why not."""
+    import select
+
+    raw = b""
+    end = time.monotonic() + timeout
+    while b"\n" not in raw and time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            break
+        raw += chunk
+    return raw.decode("utf-8", "replace").strip()
 
 
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
     control.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _child(job: dict[str, Any], fds: list[int]) -> None:
+def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
     """The forked child: into the sandbox, then the agent. Never returns."""
-    code = 71
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _stdio(fds)
-        namespaces = _open_namespaces(int(job["target"]))
-        _close_all_but({0, 1, 2, CHANNEL_FD, *namespaces.values()})
+        _stdio(fds, status)
+        status = STATUS_FD
+        namespaces = _open_namespaces(int(job["target"]), int(job["parent"]))
+        _close_all_but({0, 1, 2, CHANNEL_FD, STATUS_FD, *namespaces.values()})
         for path in job["cgroup_procs"]:
             with open(path, "w") as handle:
                 handle.write(str(os.getpid()))
@@ -134,19 +167,35 @@ def _child(job: dict[str, Any], fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in job["env"].items()})
         os.chdir(job["cwd"])
+        only_sandbox_paths(str(Path(job["agent"]).parent))
         forget_matplotlib_folders()
-        code = _run_agent(job)
-    except BaseException as exc:  # noqa: BLE001  the grader reads why from the channel
+    except BaseException as exc:  # noqa: BLE001  the server tells the grader why
         with contextlib.suppress(OSError):
-            os.write(CHANNEL_FD, json.dumps({
-                "event": "failed", "error": f"warm start: {type(exc).__name__}: {exc}"[:2000],
-            }).encode() + b"\n")
+            os.write(status, f"{type(exc).__name__}: {exc}"[:2000].encode() + b"\n")
+        os._exit(71)
+    os.write(status, b"ok\n")
+    os.close(status)
+    code = 70
+    try:
+        code = _run_agent(job)
     finally:
         os._exit(code)
 
 
-def _open_namespaces(target: int) -> dict[str, int]:
-    """Descriptors of the placeholder's namespaces that differ from this process's."""
+def only_sandbox_paths(agent_dir: str) -> None:
+    """The import path of a cold agent: its own read-only folder and the Python installation
+    (read-only mounts), never this server's folder on the host, which a notebook could create
+    inside its sandbox (the root is a tmpfs) and fill with modules for the agent to import."""
+    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)})
+    kept = [p for p in sys.path if p and os.path.realpath(p).startswith(prefixes)]
+    sys.path[:] = [agent_dir, *kept]
+    sys.path_importer_cache.clear()
+
+
+def _open_namespaces(target: int, parent: int) -> dict[str, int]:
+    """Descriptors of the placeholder's namespaces that differ from this process's. `target`
+    must still be `parent`'s child once they are open (bubblewrap, which the grader has not
+    reaped, forks its first process once), so a reused pid cannot pass for it."""
     found: dict[str, int] = {}
     for name in (*NAMESPACES, "user"):
         fd = os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
@@ -154,27 +203,29 @@ def _open_namespaces(target: int) -> dict[str, int]:
             os.close(fd)
             continue
         found[name] = fd
+    stat = Path(f"/proc/{target}/stat").read_text()
+    if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+        raise SetupError(f"process {target} is no longer the sandbox's first process")
     if "mnt" not in found or "pid" not in found:
         raise SetupError(f"process {target} is not in a sandbox of its own")
     return found
 
 
-def _stdio(fds: list[int]) -> None:
-    """requests on 0, nothing on 1, the stderr log on 2, replies on CHANNEL_FD."""
+def _stdio(fds: list[int], status: int) -> None:
+    """requests on 0, nothing on 1, the stderr log on 2, replies on CHANNEL_FD, the setup
+    status on STATUS_FD."""
     requests, replies, log = fds
     devnull = os.open(os.devnull, os.O_RDWR)
-    # the replies descriptor may sit on 0-3 already: lift everything above first
-    lifted = [os.dup(fd) for fd in (requests, replies, log)]
-    for fd in {requests, replies, log} - {0, 1, 2, CHANNEL_FD}:
+    # any of them may sit on 0-4 already: lift all of them above first
+    lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+              for fd in (requests, replies, log, status, devnull)]
+    for fd in {requests, replies, log, status, devnull} - {0, 1, 2, CHANNEL_FD, STATUS_FD}:
         os.close(fd)
-    os.dup2(lifted[0], 0)
-    os.dup2(devnull, 1)
-    os.dup2(lifted[2], 2)
-    os.dup2(lifted[1], CHANNEL_FD)
-    for fd in (*lifted, devnull):
-        if fd not in (0, 1, 2, CHANNEL_FD):
-            os.close(fd)
+    for fd, target in zip(lifted, (0, CHANNEL_FD, 2, STATUS_FD, 1), strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
     os.set_inheritable(CHANNEL_FD, False)
+    os.set_inheritable(STATUS_FD, False)
 
 
 def _close_all_but(keep: set[int]) -> None:
@@ -194,22 +245,31 @@ def _setrlimit(kind: int, value: int) -> None:
 
 
 def enter(namespaces: dict[str, int]) -> None:
-    """setns() into each namespace. A grader run as root made the sandbox's mount namespace
-    while privileged, so it is joined before the user namespace; an unprivileged bubblewrap
-    made it inside its user namespace, so that one must come first. Try the first order and
-    fall back to the second for what was refused."""
-    refused = []
+    """setns() into each namespace, each while holding CAP_SYS_ADMIN over it. bubblewrap run
+    by root makes the mount, pid and other namespaces before its user namespace (they belong
+    to ours); run by anyone else, it makes them in an outer user namespace and may nest the
+    sandbox's own one inside. So: first the user namespace that owns the mount namespace
+    (when it is not ours), then the others, then the sandbox's own user namespace."""
+    own_user = os.stat("/proc/self/ns/user").st_ino
+    owner = fcntl.ioctl(namespaces["mnt"], NS_GET_USERNS)
+    try:
+        if os.fstat(owner).st_ino != own_user:
+            _setns(owner, CLONE_NEWUSER, "the user namespace that owns the sandbox")
+        entered = os.fstat(owner).st_ino
+    finally:
+        os.close(owner)
     for name in NAMESPACES:
-        if name in namespaces and LIBC.setns(namespaces[name], 0) != 0:
-            refused.append(name)
-    if "user" in namespaces and LIBC.setns(namespaces["user"], CLONE_NEWUSER) != 0:
-        raise SetupError(f"cannot enter the user namespace: {os.strerror(ctypes.get_errno())}")
-    for name in refused:
-        if LIBC.setns(namespaces[name], 0) != 0:
-            raise SetupError(f"cannot enter the {name} namespace: "
-                             f"{os.strerror(ctypes.get_errno())}")
+        if name in namespaces:
+            _setns(namespaces[name], 0, f"the {name} namespace")
+    if "user" in namespaces and os.fstat(namespaces["user"]).st_ino != entered:
+        _setns(namespaces["user"], CLONE_NEWUSER, "the sandbox's user namespace")
     for fd in namespaces.values():
         os.close(fd)
+
+
+def _setns(fd: int, kind: int, what: str) -> None:
+    if LIBC.setns(fd, kind) != 0:
+        raise SetupError(f"cannot enter {what}: {os.strerror(ctypes.get_errno())}")
 
 
 class _CapHeader(ctypes.Structure):

@@ -198,12 +198,18 @@ class Session:
             return False
         info_read, info_write = os.pipe()
         stderr = (self.staging / "stderr.log").open("wb")
-        self.proc = subprocess.Popen(
-            self._bwrap(staged, env, fonts, program=bwrap.PLACEHOLDER, info_fd=info_write),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=self.staging,
-            env=env, pass_fds=(info_write,), start_new_session=True,
-            preexec_fn=limits.preexec(cfg.resources, self.cgroup))
-        os.close(info_write)
+        try:
+            self.proc = subprocess.Popen(
+                self._bwrap(staged, env, fonts, program=bwrap.PLACEHOLDER, info_fd=info_write),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=self.staging,
+                env=env, pass_fds=(info_write,), start_new_session=True,
+                preexec_fn=limits.preexec(cfg.resources, self.cgroup))
+        except BaseException:
+            os.close(info_read)
+            stderr.close()
+            raise
+        finally:
+            os.close(info_write)
         requests, replies = os.pipe(), os.pipe()
         try:
             deadline = time.monotonic() + STARTUP_GRACE_S
@@ -211,13 +217,16 @@ class Session:
             assert self.proc.stdout is not None
             if _LineReader(self.proc.stdout.fileno()).read_line(deadline) != b"ready":
                 raise SandboxError("bubblewrap did not finish building the sandbox")
-            job = {"target": target,
+            job = {"target": target, "parent": self.proc.pid,
                    "cgroup_procs": [str(p) for p in self.cgroup.procs_files()]
                    if self.cgroup else [],
                    "rlimits": limits.rlimits(cfg.resources, with_memory=self.cgroup is None),
                    "env": env, "cwd": bwrap.WORK_DIR, "agent": bwrap.AGENT_PATH}
             server.spawn(job, [requests[0], replies[1], stderr.fileno()])
-        except (warm.WarmStartError, SandboxError, TimeoutError, protocol.ProtocolError):
+        except (warm.WarmStartError, SandboxError, TimeoutError,
+                protocol.ProtocolError) as exc:
+            if isinstance(exc, warm.SetupFailed):
+                warm.give_up(str(exc))
             _kill_group(self.proc.pid)
             self.proc.wait()
             for fd in (*requests, *replies):

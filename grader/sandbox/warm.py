@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -27,10 +28,16 @@ class WarmStartError(RuntimeError):
     """The fork server is not there or did not answer; the run starts cold instead."""
 
 
+class SetupFailed(WarmStartError):
+    """A forked child could not enter its sandbox: this machine cannot warm-start, so the
+    rest of this process's runs start cold (see give_up)."""
+
+
 class ForkServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = dict(env)
         self.lock = threading.Lock()
+        self.jobs = 0
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.socket = ours
         fonts = caches.matplotlib_fonts()  # pyplot is preloaded only with its font list
@@ -48,16 +55,26 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, job: dict[str, Any], fds: list[int], timeout: float = 30) -> int:
-        """Fork an agent for `job` with these descriptors; its pid (outside the sandbox)."""
+    def spawn(self, job: dict[str, Any], fds: list[int], timeout: float = 60) -> int:
+        """Fork an agent for `job` with these descriptors, answered once it is inside its
+        sandbox; its pid (outside the sandbox). A server that answers late, or out of turn,
+        is stopped (its next user starts a new one): a late answer must not pass for the
+        next job's."""
         with self.lock:
+            self.jobs += 1
+            job = {**job, "id": self.jobs}
             try:
                 socket.send_fds(self.socket, [json.dumps(job).encode()], fds)
-            except OSError as exc:
-                raise WarmStartError(f"the fork server is gone ({exc})") from None
-            answer = self._answer(timeout)
+                answer = self._answer(timeout)
+            except (OSError, WarmStartError) as exc:
+                self.close()
+                raise WarmStartError(f"the fork server did not answer ({exc})") from None
+            if answer.get("id") != job["id"]:
+                self.close()
+                raise WarmStartError(f"the fork server answered job {answer.get('id')}, "
+                                     f"not {job['id']}")
         if "pid" not in answer:
-            raise WarmStartError(str(answer.get("error", answer)))
+            raise SetupFailed(str(answer.get("error", answer)))
         return int(answer["pid"])
 
     def _answer(self, timeout: float) -> dict[str, Any]:
@@ -106,6 +123,29 @@ def server(env: dict[str, str]) -> ForkServer:
             _server, _failed = None, str(exc)
             raise WarmStartError(_failed) from None
         return _server
+
+
+def give_up(reason: str) -> None:
+    """Start every later run of this process cold, and say why once."""
+    global _failed
+    with _lock:
+        if _failed is None:
+            _failed = reason
+            logging.getLogger("torchgrade").warning(
+                "warm start unavailable, starting each notebook cold: %s", reason)
+    shutdown()
+
+
+def _forget_after_fork() -> None:
+    """A forked process (a worker) starts its own server; it must not hold the parent's."""
+    global _server, _lock
+    if _server is not None:
+        with contextlib.suppress(OSError):
+            _server.socket.close()
+    _server, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shutdown() -> None:
