@@ -195,16 +195,15 @@ def test_writes_outside_the_work_dir_fail(tmp_path, view):
     outside.write_text("original")
     targets = ["/usr/pwned", "/submission/pwned", "/opt/torchgrade/agent.py", "/etc/passwd",
                str(outside), "./mnist/MNIST/raw/train-labels-idx1-ubyte", "/proc/sys/kernel/x",
-               "/pwned", f"{REPO}/grader/sandbox/planted.py"]
+               "/pwned"]
     folder = notebook(tmp_path / "sub", f"""
 import numpy as np, os
 written = []
-for folder in ("/newdir", "{REPO}/grader/sandbox"):  # the sandbox's root is read-only too
-    try:
-        os.makedirs(folder)
-        written.append(1)
-    except OSError:
-        written.append(0)
+try:
+    os.makedirs("/newdir/grader")  # the sandbox's root is read-only too
+    written.append(1)
+except OSError:
+    written.append(0)
 for target in {targets!r}:
     try:
         with open(target, "w") as handle:
@@ -217,7 +216,7 @@ def outcome():
     return np.array(written)
 """)
     record, (written,) = run(folder, view, lambda s: s.call("outcome", torch=False))
-    assert written.tolist() == [0] * (2 + len(targets))
+    assert written.tolist() == [0] * (1 + len(targets))
     assert outside.read_text() == "original"
     assert (REPO / "grader" / "sandbox" / "agent.py").read_text().startswith('"""The agent')
 

@@ -104,8 +104,8 @@ def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path
             args += ["--ro-bind", str(data_view), f"{WORK_DIR}/{root}"]
     for device in gpu_devices:
         args += ["--dev-bind", device, device]
-    # last: the root itself (where the mount points above were made) becomes read-only, so no
-    # path that means something outside, such as the grader's own folder, can be made inside
+    # last: the root itself (where the mount points above were made) becomes read-only, so
+    # nothing can be made outside the size-capped tmpfs folders
     args += ["--remount-ro", "/", "--chdir", WORK_DIR, "--clearenv"]
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]

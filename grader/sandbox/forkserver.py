@@ -1,27 +1,32 @@
-"""The warm start: one process that has already imported torch, ipykernel and nbclient, and
-forks an agent into each notebook's own bubblewrap sandbox.
+"""The warm start: one process that has already imported torch, ipykernel, nbclient and
+pyplot, and forks an agent into each notebook's own bubblewrap sandbox.
 
 Python's start, `import torch` (1.5-2.3 s of one core) and an IPython kernel's start (0.6-0.8 s)
 were most of what a short notebook cost to grade. The sandbox is still bubblewrap's, built
 afresh for every notebook with the same mounts, limits and namespaces; what changes is how its
-agent starts. bubblewrap runs a placeholder (`cat`, which ends when the grader closes its
-stdin), and for each job this server forks a child that, before any student code exists:
+agent starts. bubblewrap runs a placeholder (`sh -c 'echo ready && exec cat'`, which ends when
+the grader closes its stdin), and for each job this server forks a child that, before any
+student code exists:
 
-1. keeps only the job's three descriptors (requests, replies, stderr log) and /dev/null;
+1. keeps only the job's three descriptors (requests, replies, stderr log) and /dev/null, and
+   checks that the placeholder's pid still belongs to the grader's bubblewrap;
 2. joins the run's cgroup and lowers its rlimits, as bubblewrap's child does;
 3. enters every namespace of the placeholder (mount, pid, network, IPC, UTS, cgroup, user),
    so it sees the sandbox's root, its loopback and nothing else;
 4. drops every capability (bounding, ambient, effective, permitted), sets no_new_privs, and
-   resets its environment and signals;
-5. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
+   resets its environment, its import path and matplotlib's folders;
+5. says "ok" to this server, which only then answers the grader (a child that cannot get in
+   is answered as an error, and the grader starts that run cold);
+6. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
    agent there. The agent forks the notebook's kernel the same way (agent.fork_kernel).
 
 This process runs no student code and holds nothing but imported modules: a child starts from
 a copy of exactly that. It never touches the GPU (CUDA cannot survive a fork), and it refuses
-to serve if importing started a Python thread. It is started by grader/sandbox/warm.py as
-`python forkserver.py FD [MATPLOTLIB_DIR]`, outside any sandbox, with the sandbox's
-environment; FD is an AF_UNIX socket on which each job arrives as one JSON line with three
-descriptors attached, and the answer is one JSON line: {"pid": N} or {"error": "..."}.
+to serve if importing started a Python thread or mapped shared writable memory. It is started
+by grader/sandbox/warm.py as `python forkserver.py FD [MATPLOTLIB_DIR]`, outside any sandbox,
+with the sandbox's environment; FD is an AF_UNIX socket on which each job arrives as one JSON
+message with three descriptors attached, and the answer is one JSON message with the job's
+number: {"id": N, "pid": PID} or {"id": N, "error": "..."}.
 """
 
 from __future__ import annotations
@@ -186,8 +191,13 @@ def only_sandbox_paths(agent_dir: str) -> None:
     """The import path of a cold agent: its own read-only folder and the Python installation
     (read-only mounts), never this server's folder on the host, which a notebook could create
     inside its sandbox (the root is a tmpfs) and fill with modules for the agent to import."""
-    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)})
-    kept = [p for p in sys.path if p and os.path.realpath(p).startswith(prefixes)]
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
+
+    def read_only(path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(real == p or real.startswith(p + os.sep) for p in prefixes)
+
+    kept = [p for p in sys.path if p and read_only(p)]
     sys.path[:] = [agent_dir, *kept]
     sys.path_importer_cache.clear()
 
