@@ -14,11 +14,21 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed system
 
-# bubblewrap runs the students' notebooks; as root it is installed here, otherwise say how.
+# bubblewrap runs the students' notebooks, as an unprivileged user when the grader is root
+# (and libseccomp filters their system calls); as root they are installed here, otherwise
+# say how.
+SANDBOX_USER ?= torchgrade-sandbox
+
 system:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && apt-get install -y -qq bubblewrap; } || \
 	  echo "bubblewrap missing: run 'sudo apt-get install bubblewrap' (sandbox tests will skip)"
+	@ldconfig -p | grep -q libseccomp.so.2 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq libseccomp2; } || \
+	  echo "libseccomp missing: run 'sudo apt-get install libseccomp2' (no seccomp filter)"
+	@[ "$$(id -u)" != 0 ] || id -u $(SANDBOX_USER) >/dev/null 2>&1 || \
+	  useradd --system --no-create-home --home-dir /nonexistent \
+	    --shell /usr/sbin/nologin $(SANDBOX_USER)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && apt-get install -y -qq chromium; } || \
 	  echo "chromium missing: run 'sudo apt-get install chromium' (browser tests will skip)"

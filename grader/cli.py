@@ -1,5 +1,9 @@
 """The `grade` command line. Thin: parse, call the library, print one line per outcome.
 
+Every text that came from a submission (names, reasons, feedback, error messages) is printed
+through `one_line`: control characters escaped, one line, length capped, so a notebook cannot
+move the terminal's cursor or add a forged result line to what a TA reads or redirects.
+
 Exit codes: 0 success (whatever the students' scores), 1 unexpected failure, 2 bad usage or a
 broken assignment folder, 3 MNIST could not be provisioned, 4 the sandbox could not be set up.
 """
@@ -14,9 +18,11 @@ import click
 
 from grader import __version__, assignments, data, exports, intake, scheduler
 from grader.errors import GraderError
-from grader.gradebook import Gradebook, result_key
-from grader.judge.grade import Result, grade
+from grader.gradebook import Gradebook, GradebookError, clean_result, result_key
+from grader.intake import Submission
+from grader.judge.grade import Result, failure_reason, grade
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
+from grader.text import one_line
 
 ASSIGNMENTS_OPTION = click.option(
     "--assignments", "assignments_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -37,7 +43,7 @@ class GraderGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GraderError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {one_line(exc, 1000)}", fg="red", err=True)
             sys.exit(exc.exit_code)
 
 
@@ -53,6 +59,7 @@ def main() -> None:
       grade submissions/ --hw W4          grade a class: sandbox, rubric, gradebook
       grade check W4_Homework.ipynb --hw W4   a student's self-check (public rubric only)
       grade export --format csv           the gradebook as CSV, Gradescope or Canvas
+      grade doctor                        check this machine's sandbox set-up
     """
 
 
@@ -67,6 +74,23 @@ def list_assignments(assignments_dir: Path) -> None:
         for nb in a.notebooks:
             aliases = f"  also: {', '.join(nb.aliases)}" if nb.aliases else ""
             click.echo(f"    {nb.name}  {nb.points:g} points{aliases}")
+
+
+@main.command("doctor")
+def doctor() -> None:
+    """Check this machine for grading: bubblewrap, the host user the sandboxes run as (never
+    root: a root grader needs the unprivileged user `torchgrade-sandbox`, which `make
+    install` creates), the seccomp filter, and one real sandboxed run. Exit code 4 if a
+    check fails."""
+    from grader.sandbox import doctor as checks
+
+    failed = False
+    for check in checks.checks():
+        failed |= not check.ok
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark}  {check.name}: {one_line(check.detail, 500)}")
+    if failed:
+        sys.exit(4)
 
 
 @main.group("data")
@@ -126,10 +150,16 @@ def _mnist() -> data.MnistSplit | None:
     return data.load_split() if data.is_cached() else None
 
 
+def _row(student: str, notebook: str, outcome: str, rest: str = "") -> str:
+    """One result line: student, notebook, outcome, and the rest, each shown by one_line."""
+    columns = f"{one_line(student, 64):<16} {one_line(notebook, 64):<28} "
+    return columns + (f"{one_line(outcome, 20):<9} {rest}" if rest else one_line(outcome, 20))
+
+
 def _line(result: Result) -> str:
-    reason = f"  ({result.run.reason})" if result.run.reason else ""
-    return (f"{result.student:<16} {result.notebook:<28} {result.run.outcome:<9} "
-            f"{result.total:g}/{result.max:g}{reason}")
+    reason = f"  ({one_line(result.run.reason)})" if result.run.reason else ""
+    return _row(result.student, result.notebook, result.run.outcome,
+                f"{result.total:g}/{result.max:g}{reason}")
 
 
 @main.command("grade", hidden=True)
@@ -178,25 +208,25 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         found = [f for f in found if f.notebook.name == only.name]
         rejected = [r for r in rejected if r.notebook in ("", only.name)]
     book = Gradebook(out / "gradebook.sqlite")
+    if book.dropped:
+        click.echo(f"note: {book.dropped} results were shared between students who handed in "
+                   "the same file (an older torchgrade); those students are graded again",
+                   err=True)
     digest = assignment.digest()
     for bad in rejected:
-        book.store_rejected(assignment.name, bad.student, bad.notebook or bad.path.name,
-                            bad.reason)
-        click.echo(f"{bad.student:<16} {bad.notebook or bad.path.name:<28} rejected  "
-                   f"({bad.reason})")
+        notebook = bad.notebook or bad.path.name
+        book.store_rejected(assignment.name, bad.student, notebook, bad.reason)
+        click.echo(_row(bad.student, notebook, "rejected", f"({one_line(bad.reason)})"))
     todo = []
     for submission in found:
-        key = result_key(submission.content_hash, assignment.version, digest)
+        key = result_key(submission.student, submission.notebook.name,
+                         submission.content_hash, assignment.version, digest)
         if book.has(key):
             book.mark_latest(assignment.name, submission.student, submission.notebook.name, key)
-            click.echo(f"{submission.student:<16} {submission.notebook.name:<28} unchanged")
+            click.echo(_row(submission.student, submission.notebook.name, "unchanged"))
         else:
             todo.append((key, submission))
-
-    def store(key: str, result: Result) -> None:
-        book.store(assignment.name, key, result)
-        click.echo(_line(result))
-
+    store = _storer(book, assignment.name, dict(todo))
     try:
         scheduler.run(todo, assignment, config, layout, store)
     except scheduler.Interrupted as stop:
@@ -206,6 +236,31 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}")
     book.close()
+
+
+def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
+            ) -> scheduler.OnResult:
+    """What the scheduler calls with each result: store it, then print its line. A result that
+    cannot be stored is stored as that submission's failure, and the batch goes on; only a
+    gradebook that takes nothing at all stops it."""
+
+    def store(key: str, result: Result) -> None:
+        try:
+            result = clean_result(result)
+            book.store(hw, key, result)
+        except Exception as exc:  # noqa: BLE001 - one result's failure is that result's
+            submission = submissions[key]
+            result = Result.failed(submission.student, submission.notebook.name,
+                                   submission.content_hash, failure_reason(exc))
+            try:
+                book.store(hw, key, result)
+            except Exception as again:  # noqa: BLE001 - the gradebook itself is the problem
+                raise GradebookError(f"the gradebook {book.path} cannot be written "
+                                     f"({type(again).__name__}: {again}); the results "
+                                     "printed so far are stored") from again
+        click.echo(_line(result))
+
+    return store
 
 
 @main.command("check")
@@ -227,9 +282,10 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     found, rejected = intake.collect(notebook, assignment, intake.scratch_dir())
     if rejected or not found:
         reason = rejected[0].reason if rejected else "not a notebook of " + assignment.name
-        raise click.UsageError(f"{notebook}: {reason}")
+        raise click.UsageError(one_line(f"{notebook}: {reason}", 1000))
     config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
-    result = grade(found[0], assignment, config, public_only=True, mnist=_mnist())
+    result = clean_result(grade(found[0], assignment, config, public_only=True,
+                                mnist=_mnist()))
     if html_path is not None:
         from grader import report
 
@@ -240,10 +296,10 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         return
     click.echo(_line(result))
     for item in result.items:
-        feedback = f"  {item.feedback}" if item.feedback else ""
-        click.echo(f"  {item.score:g}/{item.max:g}  {item.name}{feedback}")
+        feedback = f"  {one_line(item.feedback, 1000)}" if item.feedback else ""
+        click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.name)}{feedback}")
     for note in result.run.notes:
-        click.echo(f"  note: {note}")
+        click.echo(f"  note: {one_line(note, 1000)}")
     if html_path is not None:
         click.echo(f"report: {html_path.resolve().as_uri()}")
 
@@ -276,7 +332,7 @@ def report(out: Path, hw: str | None) -> None:
     """Summarise the gradebook in OUT: each student's score per notebook, how often each rubric
     item was passed, and the runs that errored, timed out or were rejected."""
     for line in exports.summary(_gradebook_rows(out, hw)):
-        click.echo(line)
+        click.echo(one_line(line, 10_000))
 
 
 @main.command("publish")

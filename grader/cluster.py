@@ -40,12 +40,13 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from grader import assignments, data, scheduler
+from grader import assignments, data, intake, scheduler
 from grader.assignments import Assignment
 from grader.errors import DataError, GraderError
 from grader.intake import Submission
-from grader.judge.grade import Result, grade
+from grader.judge.grade import GRADED_AGAIN, Result, grade
 from grader.sandbox import SandboxConfig
+from grader.text import clean_text
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -87,9 +88,11 @@ class Parcel:
 
     @classmethod
     def of(cls, key: str, submission: Submission) -> Parcel:
+        """Read the submission's plain files (never through a link: intake.read_regular)."""
         return cls(key, submission.student, submission.notebook.name, submission.path.name,
-                   submission.path.read_bytes(),
-                   tuple((p.name, p.read_bytes()) for p in submission.files),
+                   intake.read_regular(submission.path, intake.MAX_NOTEBOOK_BYTES),
+                   tuple((p.name, intake.read_regular(p, intake.MAX_ARCHIVE_BYTES))
+                         for p in submission.files),
                    submission.content_hash)
 
     def unpack(self, folder: Path, assignment: Assignment) -> Submission:
@@ -168,7 +171,7 @@ def grade_parcel(parcel: Parcel, assignment_name: str, assignment_blob: bytes,
         _RUNNING[parcel.key] = False
         try:
             with tempfile.TemporaryDirectory(prefix="torchgrade-parcel-") as folder:
-                submission = parcel.unpack(Path(folder), assignment)
+                submission = parcel.unpack(Path(folder).resolve(), assignment)
                 result = grade(submission, assignment, config, mnist=scheduler.worker_mnist())
         finally:
             stopped = _RUNNING.pop(parcel.key, False)
@@ -306,30 +309,52 @@ def run(pending: list[scheduler.Job], assignment: Assignment, config: SandboxCon
         config = replace(config, gpus=(0,) if resources else ())
         local = layout.devices if layout.cluster == "local" else None
         queue = deque(enumerate(pending))
-        futures: dict[Any, str] = {}
+        futures: dict[Any, scheduler.Job] = {}
         finished = distributed.as_completed([], loop=client.loop)
 
         def submit() -> None:
-            number, (key, submission) = queue.popleft()
-            with warnings.catch_warnings():  # a notebook with large outputs is still one task
-                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
-                future = client.submit(
-                    grade_parcel, Parcel.of(key, submission), assignment.name, blob, config,
-                    local, pure=False, resources=resources,
-                    key=f"grade-{number}-{submission.student}-{key[:8]}")
-            futures[future] = key
-            finished.add(future)
+            """Send the next submission; one whose files cannot be read is reported failed."""
+            while queue:
+                number, (key, submission) = queue.popleft()
+                try:
+                    parcel = Parcel.of(key, submission)
+                except (intake.RefusedFile, OSError) as exc:
+                    report(key, Result.failed(
+                        submission.student, submission.notebook.name, submission.content_hash,
+                        f"{clean_text(exc, 300)}; {intake.PLAIN_FILES_ONLY}; {GRADED_AGAIN}"))
+                    continue
+                with warnings.catch_warnings():  # a notebook with large outputs is one task
+                    warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                    future = client.submit(
+                        grade_parcel, parcel, assignment.name, blob, config, local,
+                        pure=False, resources=resources,
+                        key=f"grade-{number}-{key[:8]}")
+                futures[future] = (key, submission)
+                finished.add(future)
+                return
 
         try:
             for _ in range(min(len(queue), _window(client))):
                 submit()
             for future in finished:
-                report(futures.pop(future), future.result())
-                if queue:
-                    submit()
+                key, submission = futures.pop(future)
+                report(key, _result_of(future, submission))
+                submit()
         except BaseException:
             _stop(client, futures)
             raise
+
+
+def _result_of(future: Any, submission: Submission) -> Result:
+    """The task's Result; a task that raised (its worker died, a worker without MNIST, a
+    grading that failed outside grade()) is that submission's failure, not the batch's."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one task's failure is recorded for it alone
+        return Result.failed(submission.student, submission.notebook.name,
+                             submission.content_hash,
+                             f"the grading on the cluster failed ({type(exc).__name__}: "
+                             f"{clean_text(exc, 300)}); {GRADED_AGAIN}")
 
 
 def _window(client: Client) -> int:
@@ -347,10 +372,10 @@ def _wait_for_a_worker(client: Client, layout: scheduler.Plan) -> None:
                            f"`dask worker {layout.cluster} --nthreads 1`") from None
 
 
-def _stop(client: Client, futures: dict[Any, str]) -> None:
+def _stop(client: Client, futures: dict[Any, scheduler.Job]) -> None:
     """Cancel what has not started, end the sandboxes of what has, and wait (a while) until
     those gradings have cleaned up after themselves."""
-    keys = list(futures.values())
+    keys = [key for key, _ in futures.values()]
     with suppress(Exception):
         client.cancel(list(futures))
     deadline = time.monotonic() + scheduler.STOP_GRACE_S

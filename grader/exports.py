@@ -63,6 +63,7 @@ def _gradescope(rows: list[dict[str, Any]], out: Path) -> Path:
         payload = {"score": row["total"], "tests": tests,
                    "output": f"{row['outcome']}: {row['reason']}" if row["reason"] else ""}
         name = f"{row['student']}_{row['notebook'].removesuffix('.ipynb')}.results.json"
+        name = name.replace("/", "_")  # one file in the folder, whatever the name holds
         (folder / name).write_text(json.dumps(payload, indent=2))
     return folder
 

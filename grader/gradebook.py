@@ -1,25 +1,46 @@
 """The gradebook: one SQLite file (WAL) that never loses a result and never holds one twice.
 
-A result is keyed by what decides it: the submission's content hash, the assignment's version
-and the digest of its folder (rubric, template, limits). A re-run grades only keys it has not
-seen. Each result and its items are written in one transaction, so a batch killed with
-`kill -9` leaves every finished result whole and nothing of the one in flight.
+A result is keyed by what decides it: the student, the notebook, the submission's content hash,
+the assignment's version and the digest of its folder (rubric, template, limits). Two students
+who hand in the same bytes (the untouched template is common) get a result each. A re-run
+grades only keys it has not seen, and those whose grading the grader itself failed. Each
+result and its items are written in one transaction, so a batch killed with `kill -9` leaves
+every finished result whole and nothing of the one in flight.
+
+Everything a result holds came, in part, from the student's notebook: every value is checked
+by type and size before it is stored (`clean_result`), and text is stored as valid UTF-8.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import secrets
 import sqlite3
 import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from grader.errors import GraderError
 from grader.judge.grade import Result
+from grader.judge.rubric import Item
+from grader.sandbox import CellRecord, RunRecord
+from grader.text import clean_text
+
+OUTCOMES = ("completed", "error", "timeout", "killed", "failed")
+STATUSES = ("passed", "partial", "failed", "error")
+NAME_CHARS = 300           # a student, notebook, rubric item or limit
+REASON_CHARS = 2_000       # a run's reason, a cell's error, a note
+FEEDBACK_CHARS = 5_000     # a rubric item's feedback
+LIST_ITEMS = 10_000        # cells, items, notes of one run
+NOTEBOOK_CHARS = 64 << 20  # the executed notebook, as stored for the report
+EVIDENCE_BYTES = 16 << 20  # the rubric's evidence, as JSON
+JSON_DEPTH = 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -70,37 +91,147 @@ CREATE TABLE IF NOT EXISTS latest (
 """
 
 
-def result_key(content_hash: str, version: str, digest: str) -> str:
-    return f"{content_hash}:{version}:{digest}"
+class GradebookError(GraderError):
+    """The gradebook cannot be written at all (a full disk, a locked or damaged file)."""
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays in rubric evidence, as JSON numbers and lists."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def result_key(student: str, notebook: str, content_hash: str, version: str,
+               digest: str) -> str:
+    """The key of one student's result for one notebook: the same bytes handed in by two
+    students are two results. (Keys of older gradebooks, content_hash:version:digest, are
+    never matched again: those submissions are graded once more.)"""
+    who = json.dumps([student, notebook]).encode()  # JSON: no two pairs spell the same
+    return f"{content_hash}:{version}:{digest}:{hashlib.sha256(who).hexdigest()[:32]}"
+
+
+# ----------------------------------------------------------------------------- checking values
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    """A finite float, or `default` (NaN cannot be stored in a NOT NULL REAL column)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    number = float(value)
+    return number if math.isfinite(number) else default
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
+
+
+def _text(value: Any, limit: int) -> str:
+    return clean_text(value, limit)
+
+
+def _optional_text(value: Any, limit: int) -> str | None:
+    return None if value is None else clean_text(value, limit)
+
+
+def _cell(cell: CellRecord) -> CellRecord:
+    synced = cell.synced_seconds
+    return replace(cell, index=int(_number(cell.index, -1)), seconds=_number(cell.seconds),
+                   error=_optional_text(cell.error, REASON_CHARS),
+                   timed_out=cell.timed_out is True,
+                   skipped=_optional_text(cell.skipped, REASON_CHARS),
+                   synced_seconds=None if synced is None else _number(synced))
+
+
+def _run(run: RunRecord) -> RunRecord:
+    notebook = run.notebook if isinstance(run.notebook, str) else None
+    return replace(
+        run, outcome=run.outcome if run.outcome in OUTCOMES else "failed",
+        reason=_text(run.reason, REASON_CHARS),
+        cells=[_cell(c) for c in list(run.cells)[:LIST_ITEMS]],
+        notebook=clean_text(notebook, NOTEBOOK_CHARS) if notebook is not None and
+        len(notebook) <= NOTEBOOK_CHARS else None,
+        wall_seconds=_number(run.wall_seconds), sandboxed=run.sandboxed is not False,
+        limits=[_text(x, NAME_CHARS) for x in list(run.limits)[:LIST_ITEMS]],
+        notes=[_text(x, REASON_CHARS) for x in list(run.notes)[:LIST_ITEMS]],
+        peak_memory=_count(run.peak_memory), output_truncated=run.output_truncated is True)
+
+
+def _item(item: Item) -> Item:
+    return Item(_text(item.name, NAME_CHARS), _number(item.score), _number(item.max),
+                _text(item.feedback, FEEDBACK_CHARS), item.hidden is True,
+                item.status if item.status in STATUSES else "error")
+
+
+def clean_environment(environment: Any) -> dict[str, Any]:
+    """The environment the sandbox reported, as the types it should have: `torch` and `gpu`
+    short text or None, `cuda` a bool, `peak_memory` a byte count or None. Anything else (a
+    GPU "name" that is a list, an unknown key) is left out."""
+    if not isinstance(environment, dict):
+        return {}
+    clean: dict[str, Any] = {}
+    for key in ("torch", "gpu"):
+        if key in environment:
+            value = environment[key]
+            clean[key] = _text(value, NAME_CHARS) if isinstance(value, str) else None
+    if "cuda" in environment:
+        clean["cuda"] = environment["cuda"] is True
+    if "peak_memory" in environment:
+        clean["peak_memory"] = _count(environment["peak_memory"])
+    return clean
+
+
+def clean_result(result: Result) -> Result:
+    """`result` with every value checked by type and size, text valid UTF-8: what may be
+    stored, printed and drawn. The evidence is checked as it is turned into JSON."""
+    return replace(
+        result, student=_text(result.student, NAME_CHARS),
+        notebook=_text(result.notebook, NAME_CHARS),
+        content_hash=_text(result.content_hash, NAME_CHARS), run=_run(result.run),
+        items=[_item(i) for i in list(result.items)[:LIST_ITEMS]],
+        environment=clean_environment(result.environment),
+        grader_error=result.grader_error is True)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Evidence as JSON values: numpy scalars and arrays as numbers and lists, text valid
+    UTF-8; anything else (or nested deeper than JSON_DEPTH) is refused."""
+    if depth > JSON_DEPTH:
+        raise ValueError(f"evidence nested deeper than {JSON_DEPTH} levels")
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return clean_text(value, EVIDENCE_BYTES)
+    if isinstance(value, dict):
+        return {clean_text(k, NAME_CHARS): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, depth + 1) for v in value]
     raise TypeError(f"evidence holds a {type(value).__name__}, which JSON cannot store")
 
 
 def run_record(result: Result) -> str:
     """The run as stored: the RunRecord without the notebook (an attachment of its own), with
-    the environment the sandbox reported."""
+    the environment the sandbox reported, both checked (see clean_result)."""
+    result = clean_result(result)
     record = asdict(result.run)
     record.pop("notebook", None)
     record["environment"] = result.environment
+    if result.grader_error:
+        record["grader_error"] = True
     return json.dumps(record)
 
 
 def device_of(result: Result) -> str | None:
-    return result.environment.get("gpu") or ("cpu" if result.environment else None)
+    environment = clean_environment(result.environment)
+    return environment.get("gpu") or ("cpu" if environment else None)
 
 
 def evidence_json(evidence: dict[str, Any]) -> str:
-    """The evidence as JSON; a rubric that stored something else loses its evidence, not the
-    result."""
+    """The evidence as JSON; a rubric that stored something else, or too much, loses its
+    evidence, not the result."""
     try:
-        return json.dumps(evidence, default=_plain, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        return json.dumps({"unstorable": str(exc)})
+        text = json.dumps(_plain(evidence), allow_nan=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return json.dumps({"unstorable": clean_text(exc, REASON_CHARS)})
+    if len(text) > EVIDENCE_BYTES:
+        return json.dumps({"unstorable": f"evidence larger than {EVIDENCE_BYTES >> 20} MB"})
+    return text
 
 
 class Gradebook:
@@ -111,6 +242,20 @@ class Gradebook:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self.dropped = self._drop_shared_results()
+
+    def _drop_shared_results(self) -> int:
+        """Older gradebooks keyed a result by its content alone, so two students who handed in
+        the same bytes pointed at one row, which names only one of them. Such a pointer is
+        dropped (the student is graded again by the next `grade`); the rows themselves stay.
+        Returns how many were dropped."""
+        shared = ("FROM latest WHERE EXISTS (SELECT 1 FROM results r WHERE r.key = latest.key"
+                  " AND (r.student != latest.student OR r.notebook != latest.notebook"
+                  " OR r.hw != latest.hw))")
+        if not self.db.execute(f"SELECT COUNT(*) {shared}").fetchone()[0]:
+            return 0  # the usual case: nothing to write, so a read-only gradebook opens
+        with self._transaction() as db:
+            return db.execute(f"DELETE {shared}").rowcount
 
     def close(self) -> None:
         self.db.close()
@@ -126,16 +271,22 @@ class Gradebook:
         self.db.execute("COMMIT")
 
     def has(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+        """True when a final result is stored under `key`. A result the grader itself failed
+        on (see Result.grader_error) is not final: the next run grades it again."""
+        row = self.db.execute("SELECT json_extract(record, '$.grader_error') FROM results"
+                              " WHERE key = ?", (key,)).fetchone()
+        return row is not None and not row[0]
 
     def mark_latest(self, hw: str, student: str, notebook: str, key: str) -> None:
         """A submission graded before under this key is this student's current one again."""
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
-                       (hw, student, notebook, key))
+                       (hw, _text(student, NAME_CHARS), _text(notebook, NAME_CHARS), key))
 
     def store(self, hw: str, key: str, result: Result) -> None:
-        """Write one result and its items atomically (replacing an earlier one with this key)."""
+        """Write one result and its items atomically (replacing an earlier one with this key),
+        every value checked first (clean_result)."""
+        result = clean_result(result)
         run = result.run
         record, device = run_record(result), device_of(result)
         with self._transaction() as db:
@@ -175,6 +326,8 @@ class Gradebook:
                                (hw, student)).fetchone()[0]
 
     def store_rejected(self, hw: str, student: str, notebook: str, reason: str) -> None:
+        student, notebook = _text(student, NAME_CHARS), _text(notebook, NAME_CHARS)
+        reason = _text(reason, REASON_CHARS)
         key = f"rejected:{hw}:{student}:{notebook}"
         record = json.dumps({"outcome": "rejected", "reason": reason})
         with self._transaction() as db:

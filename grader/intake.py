@@ -5,25 +5,38 @@ Accepted layouts, mixed freely inside the folder given to `grade`:
     alice_W4_Homework.ipynb              flat: <student>_<notebook>
     alice/W4_Homework.ipynb              a folder per student (other files in it go along)
     alice.zip                            an archive per student (Gradescope, Canvas)
+
+Only plain files are ever read. A symbolic link, a hard link (a file with more than one name)
+or a pipe or device anywhere in a submission rejects it, with the path named: a link could
+otherwise hand the grader's own files (the MNIST hold-out, a hidden rubric, /etc/shadow) to
+the student's notebook. Links are never followed, not even to look at what they point to, and
+every read opens the file with O_NOFOLLOW and checks again, so a file swapped for a link after
+intake is refused too.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import nbformat
 
 from grader.assignments import Assignment, Notebook
+from grader.text import valid_unicode
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 MAX_ARCHIVE_BYTES = 500 << 20
+PLAIN_FILES_ONLY = "a submission must hold plain files only; links are never followed"
 
 
 @dataclass(frozen=True)
@@ -43,64 +56,244 @@ class Rejected:
     reason: str
 
 
+class RefusedFile(ValueError):
+    """A handed-in file that is not read: a link, a pipe or device, reached through a link,
+    or too large. The message names the file and says why."""
+
+
+# ----------------------------------------------------------------------------- reading safely
+
+
+def _kind_problem(info: os.stat_result, shown: str) -> str:
+    """Why the entry `info` (from lstat, never following a link) is not a plain file, or ''."""
+    mode = info.st_mode
+    if stat.S_ISLNK(mode):
+        return f"{shown} is a symbolic link"
+    if stat.S_ISDIR(mode):
+        return ""
+    if not stat.S_ISREG(mode):
+        return f"{shown} is not a plain file (a pipe, socket or device)"
+    if info.st_nlink > 1:
+        return f"{shown} is a hard link (one file with {info.st_nlink} names)"
+    return ""
+
+
+def _opened_elsewhere(fd: int, path: Path) -> bool:
+    """True when the file open on `fd` is not at `path` itself: a folder on the way was a
+    symbolic link (or the file moved). Linux names an open file in /proc/self/fd."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False  # no /proc: the O_NOFOLLOW and lstat checks are all there is
+    return opened != os.path.abspath(path)
+
+
+@contextlib.contextmanager
+def open_regular(path: Path, max_bytes: int | None = None) -> Iterator[BinaryIO]:
+    """`path` opened for reading, only if it is a plain file of its own: the last component is
+    opened with O_NOFOLLOW (a symbolic link fails), what was opened must be a regular file with
+    one name, at exactly this path (no folder on the way a link), and at most `max_bytes`."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if stat.S_ISLNK(_lstat_mode(path)):
+            raise RefusedFile(f"{path.name} is a symbolic link: not followed") from None
+        raise RefusedFile(f"{path.name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        problem = _kind_problem(info, path.name)
+        if problem:
+            raise RefusedFile(f"{problem}: not read")
+        if _opened_elsewhere(fd, path):
+            raise RefusedFile(f"{path.name} was reached through a symbolic link: not read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise RefusedFile(f"{path.name} is larger than {max_bytes >> 20} MB")
+        yield handle
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return path.lstat().st_mode
+    except OSError:
+        return 0
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a plain file (see open_regular), at most `max_bytes` of them."""
+    with open_regular(path, max_bytes) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RefusedFile(f"{path.name} is larger than {max_bytes >> 20} MB")
+    return data
+
+
+def copy_regular(path: Path, target: Path) -> None:
+    """Copy a plain file (see open_regular) to `target`, which is written afresh."""
+    with open_regular(path) as source, target.open("wb") as sink:
+        shutil.copyfileobj(source, sink)
+
+
+def _hash_into(digest: hashlib._Hash, path: Path) -> None:
+    with open_regular(path) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
 def collect(target: Path, assignment: Assignment,
             scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    """Every submission of `assignment` under `target` (a folder or a single notebook)."""
-    if target.is_file():
-        return _from_files(_student_of(target.name, assignment), [target], [], assignment)
+    """Every submission of `assignment` under `target` (a folder or a single notebook). The
+    TA's own path is taken as given; everything inside it is read without following a link."""
+    if not target.is_dir():
+        return _flat(target.parent.resolve() / target.name, assignment)
     found: list[Submission] = []
     rejected: list[Rejected] = []
-    for entry in sorted(target.iterdir()):
-        if entry.is_symlink():
-            rejected.append(Rejected(entry.stem, "", entry, "a symlink, not a file: left out"))
-        elif entry.is_dir():
-            extra = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix != ".ipynb")
-            subs, bad = _from_files(entry.name, sorted(entry.rglob("*.ipynb")), extra, assignment)
-            found += subs
-            rejected += bad
-        elif entry.suffix == ".zip":
-            subs, bad = _from_zip(entry, assignment, scratch)
-            found += subs
-            rejected += bad
-        elif entry.suffix == ".ipynb":
-            subs, bad = _from_files(_student_of(entry.name, assignment), [entry], [], assignment)
-            found += subs
-            rejected += bad
+    for entry in sorted(target.resolve().iterdir()):
+        try:
+            subs, bad = _entry(entry, assignment, scratch)
+        except Exception as exc:  # noqa: BLE001 - one unreadable entry is one student's problem
+            subs, bad = [], [Rejected(student_name(entry.name), "", entry,
+                                      f"could not be read ({type(exc).__name__}: {exc})")]
+        found += subs
+        rejected += bad
     return found, rejected
+
+
+def _entry(entry: Path, assignment: Assignment,
+           scratch: Path) -> tuple[list[Submission], list[Rejected]]:
+    """One entry of the submissions folder: a student's folder, archive or notebook."""
+    info = entry.lstat()
+    if stat.S_ISDIR(info.st_mode):
+        return _from_folder(entry, assignment)
+    if entry.suffix == ".ipynb":
+        return _flat(entry, assignment)
+    problem = _kind_problem(info, entry.name)
+    if problem:
+        return [], [Rejected(student_name(entry.stem), "", entry,
+                             f"{problem}: {PLAIN_FILES_ONLY}")]
+    if entry.suffix == ".zip":
+        return _from_zip(entry, assignment, scratch)
+    return [], []
+
+
+def student_name(raw: str) -> str:
+    """A file name as a student's name: bytes that are not UTF-8 are shown as `\\xff`, so the
+    name can be stored and printed."""
+    return os.fsencode(raw).decode("utf-8", "backslashreplace")
 
 
 def _student_of(filename: str, assignment: Assignment) -> str:
     for nb in assignment.notebooks:
         for name in (nb.name, *nb.aliases):
             if filename.endswith(name):
-                return filename[: -len(name)].rstrip("_- ") or "student"
-    return filename.removesuffix(".ipynb")
+                return student_name(filename[: -len(name)].rstrip("_- ") or "student")
+    return student_name(filename.removesuffix(".ipynb"))
+
+
+def _notebook_of(filename: str, assignment: Assignment) -> Notebook | None:
+    return next((n for n in assignment.notebooks if n.matches(filename)), None)
+
+
+def _flat(path: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
+    """A notebook handed in on its own, `<student>_<notebook>`."""
+    nb = _notebook_of(path.name, assignment)
+    if nb is None:
+        return [], []  # another homework's notebook
+    student = _student_of(path.name, assignment)
+    problem = _kind_problem(path.lstat(), path.name)
+    if problem:
+        return [], [Rejected(student, nb.name, path, f"{problem}: {PLAIN_FILES_ONLY}")]
+    return _from_files(student, [path], [], assignment)
+
+
+@dataclass
+class _Scan:
+    """What a student's folder holds, found without following a link."""
+
+    notebooks: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)     # every *.ipynb name, of any kind
+    problems: list[str] = field(default_factory=list)  # links and special files, by path
+    size: int = 0
+
+
+def _scan(folder: Path) -> _Scan:
+    scan = _Scan()
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    for here, dirs, files in os.walk(folder, onerror=fail):  # never descends into a link
+        base = Path(here)
+        for name in sorted(dirs) + sorted(files):
+            path = base / name
+            info = path.lstat()
+            if name.endswith(".ipynb"):
+                scan.names.append(name)
+            problem = _kind_problem(info, student_name(path.relative_to(folder).as_posix()))
+            if problem:
+                scan.problems.append(problem)
+            elif not stat.S_ISDIR(info.st_mode):
+                scan.size += info.st_size
+                (scan.notebooks if path.suffix == ".ipynb" else scan.files).append(path)
+    return scan
+
+
+def _from_folder(folder: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
+    """A folder per student: its notebooks, and every other file, at any depth, goes along.
+    One link or special file anywhere rejects the whole folder."""
+    student = student_name(folder.name)
+    scan = _scan(folder)
+    reason = ""
+    if scan.problems:
+        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+        reason = f"{scan.problems[0]}{more}: {PLAIN_FILES_ONLY}"
+    elif scan.size > MAX_ARCHIVE_BYTES:
+        reason = f"its files are larger than {MAX_ARCHIVE_BYTES >> 20} MB in all"
+    if not reason:
+        return _from_files(student, sorted(scan.notebooks), sorted(scan.files), assignment)
+    matched = sorted({nb.name for nb in assignment.notebooks for n in scan.names
+                      if nb.matches(n)})
+    return [], [Rejected(student, nb, folder, reason) for nb in matched or [""]]
 
 
 def _from_files(student: str, notebooks: list[Path], extra: list[Path],
                 assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
     found, rejected = [], []
     for path in notebooks:
-        nb = next((n for n in assignment.notebooks if n.matches(path.name)), None)
+        nb = _notebook_of(path.name, assignment)
         if nb is None:
             continue  # another homework's notebook
         reason = problem_with(path)
-        if reason:
-            rejected.append(Rejected(student, nb.name, path, reason))
-            continue
-        digest = hashlib.sha256(path.read_bytes())
-        for file in extra:
-            digest.update(file.name.encode() + b"\0" + file.read_bytes())
-        found.append(Submission(student, nb, path, tuple(extra), digest.hexdigest()))
+        if not reason:
+            try:
+                found.append(Submission(student, nb, path, tuple(extra),
+                                        _content_hash(path, extra)))
+                continue
+            except RefusedFile as exc:
+                reason = f"{exc}; {PLAIN_FILES_ONLY}"
+        rejected.append(Rejected(student, nb.name, path, reason))
     return found, rejected
+
+
+def _content_hash(notebook: Path, extra: list[Path]) -> str:
+    digest = hashlib.sha256()
+    _hash_into(digest, notebook)
+    for file in extra:
+        digest.update(os.fsencode(file.name) + b"\0")
+        _hash_into(digest, file)
+    return digest.hexdigest()
 
 
 def problem_with(path: Path) -> str:
     """Why this notebook cannot be graded, or '' (older 4.x and missing cell ids are repaired)."""
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        return f"larger than {MAX_NOTEBOOK_BYTES >> 20} MB"
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = _read_notebook(path)
+    except RefusedFile as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same verdict
         return f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
     language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
@@ -110,30 +303,38 @@ def problem_with(path: Path) -> str:
     return ""
 
 
+def _read_notebook(path: Path) -> nbformat.NotebookNode:
+    raw = read_regular(path, MAX_NOTEBOOK_BYTES)
+    return nbformat.reads(raw.decode("utf-8"), as_version=4)
+
+
 def repaired_copy(path: Path, target: Path) -> None:
-    """Write the notebook as nbformat 4.5 with cell ids, for the sandbox to run."""
-    nb = nbformat.read(path, as_version=4)
+    """Write the notebook as nbformat 4.5 with cell ids, for the sandbox to run. Text that is
+    not valid Unicode (a lone surrogate, which JSON can spell as "\\ud800") becomes U+FFFD, as
+    any UTF-8 tool would show it: the file written must be UTF-8."""
+    nb = _read_notebook(path)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
     for cell in nb.cells:
         if "id" not in cell:
             cell["id"] = nbformat.corpus.words.generate_corpus_id()
-    nbformat.write(nb, target)
+    target.write_text(valid_unicode(nbformat.writes(nb)) + "\n", encoding="utf-8")
 
 
 def _from_zip(archive: Path, assignment: Assignment,
               scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    student = archive.stem
+    student = student_name(archive.stem)
     try:
-        folder = _safe_extract(archive, scratch / f"zip-{student}")
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        folder = _safe_extract(archive, scratch.resolve() / f"zip-{archive.stem}")
+    except (ValueError, zipfile.BadZipFile, OSError, RuntimeError,
+            NotImplementedError) as exc:  # RuntimeError: encrypted; NotImplementedError: method
         return [], [Rejected(student, "", archive, f"archive rejected: {exc}")]
-    extra = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".ipynb")
-    return _from_files(student, sorted(folder.rglob("*.ipynb")), extra, assignment)
+    scan = _scan(folder)
+    return _from_files(student, sorted(scan.notebooks), sorted(scan.files), assignment)
 
 
 def _safe_extract(archive: Path, target: Path) -> Path:
     """Extract regular files only; refuse symlinks, absolute paths, `..` and oversized archives."""
-    with zipfile.ZipFile(archive) as zf:
+    with open_regular(archive) as handle, zipfile.ZipFile(handle) as zf:
         members = zf.infolist()
         if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
             raise ValueError(f"unpacks to more than {MAX_ARCHIVE_BYTES >> 20} MB")

@@ -5,6 +5,10 @@ caller, which alone writes the gradebook, one result at a time as each finishes.
 Workers are separate processes, never threads: each grading runs pytest in-process and forks a
 sandbox, and neither may share a process with another grading in flight.
 
+A grading fails only alone: grade() turns whatever goes wrong with one submission into that
+submission's "failed" result, and a worker process that dies (a crash, the kernel's OOM killer)
+costs the submission it was grading a "failed" result and is replaced; the batch goes on.
+
 Ctrl-C stops a run cleanly: gradings in flight are stopped (their sandboxes closed), results
 already handed to the caller stay stored, and `Interrupted` says how many are left; the
 gradebook's keys make the same command resume where it stopped.
@@ -44,7 +48,7 @@ from grader import data
 from grader.assignments import Assignment
 from grader.errors import GraderError
 from grader.intake import Submission
-from grader.judge.grade import Result, grade
+from grader.judge.grade import GRADED_AGAIN, Result, failure_reason, grade
 from grader.sandbox import Sandbox, SandboxConfig
 
 Job = tuple[str, Submission]  # (gradebook key, submission)
@@ -355,7 +359,7 @@ class ProgressBar:
         self.progress.stop()
 
     def advance(self, outcome: str) -> None:
-        self.counts[outcome] += 1
+        self.counts[outcome if outcome in OUTCOMES else "failed"] += 1
         self.progress.update(self.task, advance=1, counts=self.summary())
 
     def summary(self) -> str:
@@ -439,7 +443,15 @@ def _run_here(pending: list[Job], assignment: Assignment, config: SandboxConfig,
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: Connection
-    job: tuple[str, int | None] | None = None  # (key, GPU) while busy
+    job: tuple[str, Submission, int | None] | None = None  # (key, submission, GPU) while busy
+
+
+def _spawn(context: multiprocessing.context.SpawnContext) -> _Worker:
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=_worker_main, args=(child_end,), name="torchgrade-worker")
+    process.start()
+    child_end.close()
+    return _Worker(process, parent_end)
 
 
 def _run_pool(pending: list[Job], assignment: Assignment, config: SandboxConfig, size: int,
@@ -447,15 +459,10 @@ def _run_pool(pending: list[Job], assignment: Assignment, config: SandboxConfig,
     """`size` spawned worker processes; each gets the next job when it hands back a result.
     Nothing is queued beyond what runs, so stopping only has the running gradings to end."""
     context = multiprocessing.get_context("spawn")
-    workers = []
+    workers: list[_Worker] = []
     try:
         for _ in range(size):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child_end,),
-                                      name="torchgrade-worker")
-            process.start()
-            child_end.close()
-            workers.append(_Worker(process, parent_end))
+            workers.append(_spawn(context))
         queue = deque(pending)
         while queue or any(w.job for w in workers):
             for worker in workers:
@@ -463,33 +470,53 @@ def _run_pool(pending: list[Job], assignment: Assignment, config: SandboxConfig,
                     key, submission = queue.popleft()
                     gpu = slots.acquire() if slots else None
                     job_config = config if gpu is None else replace(config, gpus=(gpu,))
-                    worker.conn.send((submission, assignment, job_config))
-                    worker.job = (key, gpu)
-            _collect(workers, slots, reporter)
+                    worker.job = (key, submission, gpu)
+                    with contextlib.suppress(OSError):  # a dead worker is found by _collect
+                        worker.conn.send((submission, assignment, job_config))
+            for dead in _collect(workers, slots, reporter):
+                workers[workers.index(dead)] = _spawn(context)
     finally:
         _stop(workers)
 
 
-def _collect(workers: list[_Worker], slots: GpuSlots | None, reporter: Reporter) -> None:
+def _collect(workers: list[_Worker], slots: GpuSlots | None,
+             reporter: Reporter) -> list[_Worker]:
+    """Hand on every result that is ready. Returns the workers that died, each of which cost
+    the submission it was grading a "failed" result."""
     busy = [w for w in workers if w.job]
     ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+    dead = []
     for worker in busy:
         if worker.conn not in ready and worker.process.sentinel not in ready:
             continue
         assert worker.job is not None
-        key, gpu = worker.job
+        key, submission, gpu = worker.job
         try:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
-            raise SchedulerError(f"a grading worker died (exit code {worker.process.exitcode})"
-                                 "; the results so far are stored: run the command again"
-                                 ) from None
+            if reporter.guard.interrupted:  # a worker that Ctrl-C stopped grades nothing
+                raise KeyboardInterrupt from None
+            kind, payload = "result", _worker_died(worker, submission)
+            dead.append(worker)
         worker.job = None
         if slots is not None and gpu is not None:
             slots.release(gpu)
         if kind == "error":
             raise payload
         reporter(key, payload)
+    return dead
+
+
+def _worker_died(worker: _Worker, submission: Submission) -> Result:
+    """The result of a submission whose worker process died while grading it."""
+    worker.process.join(STOP_GRACE_S)
+    code = worker.process.exitcode
+    how = (f"killed by signal {-code}" if code is not None and code < 0
+           else f"exit code {code}")
+    hint = " (SIGKILL: perhaps the machine ran out of memory)" if code == -signal.SIGKILL else ""
+    worker.conn.close()
+    return Result.failed(submission.student, submission.notebook.name, submission.content_hash,
+                         f"the grading process died ({how}){hint}; {GRADED_AGAIN}")
 
 
 def _stop(workers: list[_Worker]) -> None:
@@ -522,13 +549,25 @@ def _worker_main(conn: Connection) -> None:
             submission, assignment, config = task
             try:
                 reply = ("result", grade(submission, assignment, config, mnist=worker_mnist()))
-            except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+            except Exception as exc:  # noqa: BLE001 - the sandbox cannot be set up: the parent stops
                 reply = ("error", _picklable(exc))
             if guard.interrupted:
                 return
-            conn.send(reply)
+            _send(conn, reply, submission)
     except (KeyboardInterrupt, EOFError, OSError):
         return
+
+
+def _send(conn: Connection, reply: tuple[str, Any], submission: Submission) -> None:
+    """Send a reply to the parent; a result that cannot be sent (pickled) is sent as that
+    submission's failure instead."""
+    try:
+        conn.send(reply)
+    except (OSError, EOFError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - pickling: nothing was sent, send the failure
+        conn.send(("result", Result.failed(submission.student, submission.notebook.name,
+                                           submission.content_hash, failure_reason(exc))))
 
 
 def _picklable(exc: Exception) -> Exception:

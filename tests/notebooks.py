@@ -44,3 +44,13 @@ def last_json(nb: nbformat.NotebookNode) -> dict:
     if not text:
         raise AssertionError(f"the last cell printed nothing: {outputs}")
     return json.loads(text.strip().splitlines()[-1])
+
+
+def write(path: Path, *cells: str) -> Path:
+    """A notebook of these code cells at `path`, with the Python 3 kernel named."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path

@@ -119,7 +119,8 @@ def build(folder: Path) -> Path:
                        ("W5", w5_result("carol")),
                        ("W6", w6_result("alice", 0.9822, 0.9809)),
                        ("W6", w6_result("bob", 0.999, 0.9284))]:
-        book.store(hw, result_key(result.content_hash, "1", "d"), result)
+        book.store(hw, result_key(result.student, result.notebook, result.content_hash, "1",
+                                  "d"), result)
     book.store_rejected("W4", "mallory", "W4_Homework.ipynb", "zip holds a symlink")
     book.close()
     return folder

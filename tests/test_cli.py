@@ -1,13 +1,19 @@
 """The `grade` command: help that teaches, one-line errors, documented exit codes."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from grader import data
-from grader.cli import main
+from grader.cli import _line, main
+from grader.gradebook import Gradebook
+from grader.judge.grade import Result
+from grader.sandbox import RunRecord
+from grader.text import one_line
 
 
 def run(*args: str, env: dict | None = None):
@@ -74,3 +80,38 @@ def test_grade_of_a_missing_folder_is_a_usage_error(tmp_path: Path):
 def test_export_without_a_gradebook_says_so(tmp_path: Path):
     result = CliRunner().invoke(main, ["export", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no gradebook" in result.output
+
+
+FORGED = "\x1b[1A\r\x1b[2K\nmallory          W4_Homework.ipynb            completed 17/17"
+
+
+def test_text_from_a_submission_is_printed_as_one_line():
+    shown = one_line(f"cell 3: Exception: {FORGED}\u202e\ud800\t")
+    assert shown == ("cell 3: Exception: \\x1b[1A\\r\\x1b[2K\\nmallory          "
+                     "W4_Homework.ipynb            completed 17/17\\u202e\\ud800\\t")
+    assert shown.isprintable() and len(one_line("x" * 10_000)) == 301
+
+
+def test_a_result_line_cannot_be_forged():
+    run_record = RunRecord("error", f"cell 1: Exception: {FORGED}")
+    line = _line(Result("eve\n\x1b[31m", "W4_Homework.ipynb", "h", run_record))
+    assert "\n" not in line and "\x1b" not in line and "\r" not in line
+    assert line.startswith("eve\\n\\x1b[31m    W4_Homework.ipynb            error     0/0  (")
+
+
+def test_report_of_hostile_rows_is_one_line_each(tmp_path: Path):
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    book.store_rejected("W4", f"eve{FORGED}", "W4_Homework.ipynb", FORGED)
+    book.close()
+    result = run("report", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert not any(line.startswith("mallory") for line in result.output.splitlines())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root grader needs the sandbox user")
+def test_doctor_says_which_check_failed_and_how_to_fix_it():
+    result = run("doctor", env={"TORCHGRADE_SANDBOX_USER": "no-such-torchgrade-user"})
+    assert result.exit_code == 4
+    failed = [line for line in result.output.splitlines() if "FAIL" in line]
+    assert len(failed) == 1 and "sandbox user" in failed[0] and "useradd" in failed[0]

@@ -3,6 +3,7 @@ kernels and a real SQLite gradebook. Each example gets its expected score and fe
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import nbformat
@@ -19,6 +21,7 @@ import pytest
 
 from grader import data
 from grader.sandbox import bwrap
+from tests import notebooks
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
 GRADE = str(Path(sys.executable).parent / "grade")
@@ -115,13 +118,7 @@ def synthetic_mnist(tmp_path, idx_folder, synthetic_md5):
     return {"TORCHGRADE_DATA": str(cache)}
 
 
-def notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+notebook = notebooks.write
 
 
 def test_a_printed_accuracy_is_not_believed(tmp_path, synthetic_mnist):
@@ -303,3 +300,140 @@ def test_course_era_cuda_example_fails_on_a_cpu_grader_with_the_reason(tmp_path,
     carol = rows(out)[("carol", "W6_MNIST_FC.ipynb")]
     assert carol["outcome"] == "error" and "NVIDIA" in carol["reason"]
     assert carol["total"] == 0
+
+
+# ----------------------------------------------------------------------------- hostile submissions
+
+HOST_SECRET = "HOST-ONLY 5d41402abc4b2a76"
+READ_EVERYTHING = ("import os\nfor name in sorted(os.listdir('.')):\n"
+                   "    print(name, open(name).read() if os.path.isfile(name) else '')")
+
+
+def everything_stored(out: Path) -> str:
+    """Every text of the gradebook (attachments unpacked) and of the files exported beside it."""
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    texts = [" ".join(map(str, row)) for table in ("results", "items")
+             for row in db.execute(f"SELECT * FROM {table}")]
+    texts += [zlib.decompress(body).decode() for (body,) in
+              db.execute("SELECT body FROM attachments")]
+    db.close()
+    texts += [p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".sqlite"
+              and "sqlite" not in p.name]
+    return "\n".join(texts)
+
+
+def test_links_in_submissions_are_rejected_never_followed(tmp_path):
+    host = tmp_path / "host"
+    (host / "hidden").mkdir(parents=True)
+    (host / "secret.txt").write_text(HOST_SECRET)
+    (host / "hidden" / "test_W4_Homework.py").write_text(f"# {HOST_SECRET}")
+    notebook(host / "W4_Homework.ipynb", f"print({HOST_SECRET!r})")
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb")
+
+    def student(name: str) -> Path:
+        return notebook(folder / name / "W4_Homework.ipynb", READ_EVERYTHING).parent
+
+    (student("filelink") / "train.gz").symlink_to(host / "secret.txt")
+    (student("dirlink") / "rubric").symlink_to(host / "hidden")
+    (student("shadow") / "shadow").symlink_to("/etc/shadow")
+    os.link(host / "secret.txt", student("hardlink") / "notes.txt")
+    (folder / "nblink").mkdir()
+    (folder / "nblink" / "W4_Homework.ipynb").symlink_to(host / "W4_Homework.ipynb")
+    (folder / "flat_W4_Homework.ipynb").symlink_to(host / "W4_Homework.ipynb")
+    out = tmp_path / "out"
+    printed = grade(str(folder), "--hw", "W4", "--out", str(out))
+    assert "1 graded, 0 unchanged, 6 rejected" in printed
+    book = rows(out)
+    assert book[("alice", "W4_Homework.ipynb")]["total"] == 14
+    expected = {"filelink": "train.gz is a symbolic link", "dirlink": "rubric is a symbolic link",
+                "shadow": "shadow is a symbolic link", "hardlink": "notes.txt is a hard link",
+                "nblink": "W4_Homework.ipynb is a symbolic link",
+                "flat": "flat_W4_Homework.ipynb is a symbolic link"}
+    for name, reason in expected.items():
+        row = book[(name, "W4_Homework.ipynb")]
+        assert row["outcome"] == "rejected" and row["reason"].startswith(reason), row
+    for fmt in ("csv", "gradescope", "canvas"):
+        grade("export", "--out", str(out), "--format", fmt)
+    stored = everything_stored(out) + printed + grade("report", "--out", str(out))
+    assert HOST_SECRET not in stored
+    shadow = [line for line in Path("/etc/shadow").read_text().splitlines() if ":" in line]
+    assert not any(line in stored for line in shadow)
+
+
+def test_identical_notebooks_of_two_students_are_two_results(tmp_path):
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb", "bob_W4_Homework.ipynb")
+    shutil.copy(folder / "alice_W4_Homework.ipynb", folder / "zed_W4_Homework.ipynb")
+    out = tmp_path / "out"
+    assert "3 graded, 0 unchanged" in grade(str(folder), "--hw", "W4", "--out", str(out),
+                                            "--jobs", "2")
+    book = rows(out)
+    assert {s: row["total"] for (s, _), row in book.items()} == {"alice": 14, "bob": 11,
+                                                                  "zed": 14}
+    for fmt in ("csv", "gradescope", "canvas"):
+        grade("export", "--out", str(out), "--format", fmt)
+    canvas = (out / "canvas.csv").read_text().splitlines()
+    assert sorted(canvas[1:]) == ["alice,,,alice,,14", "bob,,,bob,,11", "zed,,,zed,,14"]
+    with (out / "gradebook.csv").open() as handle:
+        students = [line[1] for line in list(csv.reader(handle))[1:]]
+    items = len(book[("alice", "W4_Homework.ipynb")]["items"])
+    assert sorted(students) == ["alice"] * items + ["bob"] * items + ["zed"] * items
+    assert sorted(p.name for p in (out / "gradescope").iterdir()) == [
+        f"{s}_W4_Homework.results.json" for s in ("alice", "bob", "zed")]
+    assert "0 graded, 3 unchanged" in grade(str(folder), "--hw", "W4", "--out", str(out))
+
+
+def test_one_hostile_submission_fails_alone_and_the_batch_goes_on(tmp_path, synthetic_mnist):
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb")
+    surrogates = {"cells": [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "source": "x = '\ud800'",
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": "\udcff"}]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": "print('out ' + chr(0xD800))"},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": "raise ValueError('bad ' + chr(0xDFFF))"}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}
+    (folder / "sur_W4_Homework.ipynb").write_text(json.dumps(surrogates))  # \ud800 escaped
+    notebook(folder / "gpu_W4_Homework.ipynb",
+             "import torch\ntorch.cuda.is_available = lambda: True\n"
+             "torch.cuda.get_device_name = lambda *args: ['NVIDIA H100', {'x': 1}]\n"
+             "torch.cuda.max_memory_allocated = lambda *args: [1]")
+    out = tmp_path / "out"
+    printed = grade(str(folder), "--hw", "W4", "--out", str(out), "--jobs", "2",
+                    env=synthetic_mnist)
+    assert "3 graded, 0 unchanged, 0 rejected" in printed
+    assert "Traceback" not in printed
+    book = rows(out)
+    assert book[("alice", "W4_Homework.ipynb")]["total"] == 14
+    for name in ("sur", "gpu"):
+        assert book[(name, "W4_Homework.ipynb")]["outcome"] in (
+            "completed", "error", "failed"), book[(name, "W4_Homework.ipynb")]
+        assert sum(line.startswith(f"{name} ") for line in printed.splitlines()) == 1
+    assert book[("gpu", "W4_Homework.ipynb")]["device"] in ("cpu", None)
+    everything_stored(out).encode("utf-8")  # valid UTF-8 throughout
+    again = grade(str(folder), "--hw", "W4", "--out", str(out), env=synthetic_mnist)
+    assert "0 graded, 3 unchanged" in again
+    site = tmp_path / "site"
+    assert "3 student pages" in grade("publish", "--gradebook", str(out), "--out", str(site))
+
+
+FORGING = r'raise Exception("\x1b[1A\r\x1b[2K\nmallory W4_Homework.ipynb completed 17/17")'
+
+
+def test_exception_text_cannot_forge_the_result_lines(tmp_path):
+    folder = copy_examples(tmp_path / "class", "alice_W4_Homework.ipynb")
+    eve = notebook(folder / "eve_W4_Homework.ipynb", FORGING)
+    out = tmp_path / "out"
+    result = subprocess.run([GRADE, str(folder), "--hw", "W4", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()  # one per student, in the order they finished
+    assert sorted(line.split()[0] for line in lines[:-1]) == ["alice", "eve"]
+    assert lines[-1].startswith("2 graded, 0 unchanged, 0 rejected")
+    assert "mallory" in rows(out)[("eve", "W4_Homework.ipynb")]["reason"]  # stored as told
+    shown = result.stdout + result.stderr + grade("report", "--out", str(out)) + grade(
+        "check", str(eve), "--hw", "W4")
+    assert "\x1b" not in shown and "\r" not in shown
+    assert not any(line.lstrip().startswith("mallory") for line in shown.splitlines())
+    assert "\\x1b[1A\\r\\x1b[2K\\nmallory" in result.stdout

@@ -282,17 +282,19 @@ if os.fork() == 0:
         os.execvp("sh", ["sh", "-c", "sleep 601; true", "{marker}"])
     os._exit(0)
 {COUNT_PROCESSES}
+for _ in range(50):  # the double-forked one may still be on its way to exec
+    during = processes_named("{marker}")
+    if during == 2:
+        break
+    time.sleep(0.1)
 def running():
-    for _ in range(50):  # the double-forked one may still be on its way to exec
-        found = processes_named("{marker}")
-        if found == 2:
-            break
-        time.sleep(0.1)
-    return np.array(found)
+    return np.array(processes_named("{marker}"))
 """)
-    record, (running,) = run(folder, view, lambda s: s.call("running", torch=False))
+    record, answers = run(folder, view, lambda s: (s.value("during"),
+                                                   s.call("running", torch=False)))
     assert record.outcome == "completed"
-    assert running == 2                       # both daemons were up during the run
+    assert answers[0] == 2                    # both daemons were up during the run,
+    assert answers[1] == [0]                  # stopped when the notebook ended,
     assert host_processes_with(marker) == []  # and none is left after it
 
 

@@ -3,7 +3,9 @@ process interrupted mid-batch, then the same command resuming it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -15,8 +17,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from grader import assignments, scheduler
-from grader.sandbox import bwrap
+from grader import assignments, intake, scheduler
+from grader.judge.grade import Result, grade
+from grader.sandbox import SandboxConfig, bwrap
 from grader.scheduler import GpuSlots, InterruptGuard, ProgressBar, SchedulerError
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
@@ -209,3 +212,39 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path):
     final = _results(out)
     assert [s for s, _ in final] == ["alice", "bob", "dave"]  # each once: nothing twice
     assert dict(final) == {"alice": 14, "bob": 11, "dave": 4}
+
+
+# ----------------------------------------------------------------------------- one failure alone
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does to a worker
+
+
+def test_a_worker_that_dies_costs_only_the_submission_it_was_grading(tmp_path: Path):
+    context = multiprocessing.get_context("spawn")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=_die)
+    process.start()
+    child_end.close()
+    (submission,), _ = intake.collect(SUBMISSIONS / "alice_W4_Homework.ipynb",
+                                      assignments.find("W4"), tmp_path)
+    worker = scheduler._Worker(process, parent_end, ("key-1", submission, None))
+    got: list[tuple[str, Result]] = []
+    with InterruptGuard() as guard, ProgressBar(1, enabled=False) as bar:
+        dead = scheduler._collect([worker], None,
+                                  scheduler.Reporter(lambda *r: got.append(r), guard, bar))
+    assert dead == [worker]
+    ((key, result),) = got
+    assert key == "key-1" and result.student == "alice" and result.grader_error
+    assert result.run.outcome == "failed"
+    assert result.run.reason.startswith("the grading process died (killed by signal 9)")
+
+
+def test_a_grading_that_raises_is_that_submissions_failure(tmp_path: Path):
+    (submission,), _ = intake.collect(SUBMISSIONS / "alice_W4_Homework.ipynb",
+                                      assignments.find("W4"), tmp_path)
+    broken = dataclasses.replace(submission, files=(tmp_path / "missing.bin",))
+    result = grade(broken, assignments.find("W4"), SandboxConfig(sandboxed=False))
+    assert result.run.outcome == "failed" and result.items == [] and result.grader_error
+    assert "missing.bin cannot be read" in result.run.reason

@@ -1,8 +1,12 @@
-"""Grading one submission: run it in the sandbox, then run its rubric against the live run."""
+"""Grading one submission: run it in the sandbox, then run its rubric against the live run.
+
+A grading fails only alone: whatever goes wrong while one submission is graded (a file swapped
+for a link, an answer the grader cannot handle, a bug of the grader's own) becomes that
+submission's result, outcome "failed" with the reason, and the batch goes on.
+"""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +15,10 @@ from typing import Any
 from grader import intake
 from grader.assignments import Assignment
 from grader.judge.rubric import Context, Item, run_rubric
-from grader.sandbox import ProbeError, RunRecord, Sandbox, SandboxConfig
+from grader.sandbox import ProbeError, RunRecord, Sandbox, SandboxConfig, SandboxError
+from grader.text import clean_text
+
+GRADED_AGAIN = "it is graded again on the next run"
 
 
 @dataclass
@@ -23,6 +30,7 @@ class Result:
     items: list[Item] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)  # what the rubric measured, for reports
+    grader_error: bool = False  # the grader, not the notebook, failed: not kept as final
 
     @property
     def total(self) -> float:
@@ -34,6 +42,14 @@ class Result:
 
     def visible_items(self, include_hidden: bool) -> list[Item]:
         return [i for i in self.items if include_hidden or not i.hidden]
+
+    @classmethod
+    def failed(cls, student: str, notebook: str, content_hash: str, reason: str, *,
+               grader_error: bool = True) -> Result:
+        """A submission that could not be graded, with the reason for the TA. A grader error
+        is graded again on the next run."""
+        return cls(student, notebook, content_hash, RunRecord("failed", reason),
+                   grader_error=grader_error)
 
 
 def rubric_files(assignment: Assignment, notebook: str, public_only: bool) -> tuple[
@@ -49,13 +65,36 @@ def rubric_files(assignment: Assignment, notebook: str, public_only: bool) -> tu
 
 def grade(submission: intake.Submission, assignment: Assignment, config: SandboxConfig, *,
           public_only: bool = False, mnist: Any = None) -> Result:
-    """Run one submission and score it. Never raises for what the student did."""
+    """Run one submission and score it. Never raises for what the student did, nor for one
+    submission the grader fails on: that is a "failed" result of its own. Only a sandbox that
+    cannot be set up at all (the machine's problem, the same for every submission) raises."""
+    try:
+        return _grade(submission, assignment, config, public_only=public_only, mnist=mnist)
+    except SandboxError:
+        raise
+    except intake.RefusedFile as exc:  # changed since intake: the next run's intake says why
+        return Result.failed(submission.student, submission.notebook.name,
+                             submission.content_hash,
+                             f"{exc}; {intake.PLAIN_FILES_ONLY}; {GRADED_AGAIN}")
+    except Exception as exc:  # noqa: BLE001 - one submission's failure is recorded, not raised
+        return Result.failed(submission.student, submission.notebook.name,
+                             submission.content_hash, failure_reason(exc))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a TA reads when the grader failed on a submission."""
+    return (f"the grader failed on this submission ({type(exc).__name__}: "
+            f"{clean_text(exc, 300)}); {GRADED_AGAIN}")
+
+
+def _grade(submission: intake.Submission, assignment: Assignment, config: SandboxConfig, *,
+           public_only: bool, mnist: Any) -> Result:
     name = submission.notebook.name
     with tempfile.TemporaryDirectory(prefix="torchgrade-sub-") as folder:
         staging = Path(folder)
         intake.repaired_copy(submission.path, staging / name)
         for extra in submission.files:
-            shutil.copyfile(extra, staging / extra.name)
+            intake.copy_regular(extra, staging / extra.name)  # a link is refused, not followed
         with Sandbox(config).open(staging, name) as session:
             run = session.execute()
             public, hidden = rubric_files(assignment, name, public_only)

@@ -5,15 +5,24 @@ The contract's `model` comes first; else any nn.Module in the namespace that map
 usually its best); else a whole saved model file (`*.pth`, `*.pt`, `*.pkl`), unpickled inside
 the sandbox. The sandbox returns logits; the argmax and the comparison with the labels happen
 here, so nothing the notebook prints or patches can move the figure.
+
+Its layers are judged the same way (`verify_layers`): a class name is only a claim. The sandbox
+records what each claimed convolution, batch norm and dropout layer received and returned on
+the judge's batch, with its weights and settings, and the judge recomputes each layer here with
+torch.nn.functional; only a layer that does what its name says counts.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from grader.sandbox import ProbeError
 from grader.sandbox.protocol import Packed, pack_array
@@ -24,6 +33,20 @@ SAVED = (".pth", ".pt", ".pkl")
 PREPARED_KEPT = 4  # image sets whose questions stay packed: test and hold-out, with room
 
 
+#: The kinds of layer the judge verifies, in a student's words.
+KINDS = {"conv": "convolutions", "batchnorm": "batch norm", "dropout": "dropout"}
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One layer whose class name claims a kind, and what the judge found it to do."""
+    path: str       # where it sits in the model, e.g. `conv1.0`
+    name: str       # its class name: the claim
+    kind: str       # a key of KINDS, read from the name
+    verified: bool
+    finding: str = ""  # in a student's words, what it does instead; empty when verified
+
+
 @dataclass(frozen=True)
 class Found:
     name: str = ""                 # a variable name, or a file name when `from_file`
@@ -31,6 +54,9 @@ class Found:
     layers: frozenset[str] = field(default_factory=frozenset)       # defined in the model
     used_layers: frozenset[str] = field(default_factory=frozenset)  # run by its forward()
     feedback: str = ""
+    verified_layers: frozenset[str] = field(default_factory=frozenset)  # kinds, by verify_layers
+    layer_checks: tuple[LayerCheck, ...] = ()
+    layers_note: str = ""          # why layers could not be checked at all, in words
 
 
 def find(student: Any, batch: int = 2) -> Found:
@@ -121,3 +147,309 @@ def misclassified(predicted: np.ndarray, labels: np.ndarray, images: np.ndarray,
     wrong = np.flatnonzero(predicted != labels)[:limit]
     return [{"index": int(i), "predicted": int(predicted[i]), "label": int(labels[i]),
              "image": np.asarray(images[i], np.uint8).tolist()} for i in wrong]
+
+
+# ------------------------------------------------------------------ layers, verified here
+
+LAYER_BATCH = 8           # the judge's batch: dropout on 8 x 10 scores still drops something
+LAYER_TIMEOUT = 120
+MAX_LAYER_ANSWERS = 64    # layer entries read from one answer
+MAX_MACS = 500_000_000    # the largest convolution recomputed here (multiply-adds)
+MAX_SETTING = 256         # the largest stride, padding or dilation believed
+RTOL = 1e-2               # of the largest expected value: GPU convolutions round (TF32)
+MODES = ("eval", "train")
+_WORDS = (("BatchNorm", "batchnorm"), ("Dropout", "dropout"), ("Conv", "conv"))
+
+
+class NotVerified(Exception):
+    """A layer that does not do what its name says; the message is for the student."""
+
+
+def layer_kind(class_name: str) -> str | None:
+    """The kind a class name claims (the sandbox hooks the same names), or None."""
+    for word, kind in _WORDS:
+        if word in class_name:
+            return kind
+    return None
+
+
+def verify_layers(student: Any, found: Found, batch: int = LAYER_BATCH,
+                  seed: int | None = None) -> Found:
+    """`found` with the kinds of layer its model was seen to have: a fresh random batch goes
+    through a copy of the model in eval and train mode, and each claimed layer is recomputed
+    here from its own recorded input, weights and settings. Never raises: an answer that
+    cannot be read verifies nothing."""
+    if not found.name:
+        return found
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    target = {"file": found.name} if found.from_file else {"name": found.name}
+    try:
+        fields, arrays = student.ask("layers", x, timeout=LAYER_TIMEOUT,
+                                     seed=int(rng.integers(2**31)), **target)
+    except ProbeError:
+        return replace(found, layers_note="the grader could not run the model layer by layer "
+                                          "on a batch of its own")
+    checks = check_layers(fields, arrays)
+    return replace(found, layer_checks=checks, layers_note=_errors_note(fields),
+                   verified_layers=frozenset(c.kind for c in checks if c.verified))
+
+
+def _errors_note(fields: dict[str, Any]) -> str:
+    errors = fields.get("errors")
+    failed = [m for m in MODES if isinstance(errors, dict) and errors.get(m)]
+    modes = {"eval": "evaluation", "train": "training"}
+    return " and ".join(f"the model failed in {modes[m]} mode" for m in failed)
+
+
+def check_layers(fields: dict[str, Any], arrays: list[np.ndarray]) -> tuple[LayerCheck, ...]:
+    """Every layer in an answer to the "layers" question, checked; and those that ran but were
+    not recorded (too many or too large), unverified."""
+    entries = fields.get("layers") if isinstance(fields, dict) else None
+    entries = entries[:MAX_LAYER_ANSWERS] if isinstance(entries, list) else []
+    checks = [check_layer(entry, arrays) for entry in entries]
+    seen = {c.path for c in checks}
+    ran = fields.get("ran") if isinstance(fields, dict) else None
+    for item in ran[:MAX_LAYER_ANSWERS] if isinstance(ran, list) else []:
+        if (isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)
+                and item[0] not in seen and layer_kind(item[1])):
+            checks.append(LayerCheck(item[0][:200], item[1][:100], str(layer_kind(item[1])),
+                                     False, "the grader could not record what it did (too many "
+                                            "or too large layers, or not one tensor in "
+                                            "and one out)"))
+    return tuple(checks)
+
+
+def check_layer(entry: Any, arrays: list[np.ndarray]) -> LayerCheck:
+    """One recorded layer, recomputed from its own input, weights and settings."""
+    if not isinstance(entry, dict):
+        return LayerCheck("", "", "", False, "its record could not be read")
+    path, name = _text(entry.get("path")), _text(entry.get("class"))
+    kind = layer_kind(name)
+    if kind is None:
+        return LayerCheck(path, name, "", False, "its name claims no layer the grader checks")
+    try:
+        CHECKS[kind](Recorded(entry, arrays))
+    except NotVerified as exc:
+        return LayerCheck(path, name, kind, False, str(exc))
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, ArithmeticError):
+        return LayerCheck(path, name, kind, False,
+                          "the grader could not recompute it from what it recorded")
+    return LayerCheck(path, name, kind, True)
+
+
+def _text(value: Any, limit: int = 200) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+class Recorded:
+    """One layer's record, every part checked as it is read: a missing, misshapen or
+    non-finite part ends the check with a sentence for the student."""
+
+    def __init__(self, entry: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        self.entry, self.arrays = entry, arrays
+
+    def array(self, index: Any) -> torch.Tensor:
+        if (not isinstance(index, int) or isinstance(index, bool)
+                or not 0 <= index < len(self.arrays)):
+            raise NotVerified("its record could not be read")
+        value = self.arrays[index]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise NotVerified("its record holds something other than numbers")
+        if not np.isfinite(value).all():
+            raise NotVerified("its input, output or weights are not finite numbers")
+        return torch.from_numpy(value.astype(np.float64))
+
+    def tensor(self, name: str) -> torch.Tensor | None:
+        """A parameter or buffer (weight, bias, running_mean, running_var), None if absent."""
+        tensors = self.entry.get("tensors")
+        if not isinstance(tensors, dict) or tensors.get(name) is None:
+            return None
+        return self.array(tensors[name])
+
+    def call(self, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's input and output on the judge's batch in `mode`."""
+        calls = self.entry.get("calls")
+        call = calls.get(mode) if isinstance(calls, dict) else None
+        if not isinstance(call, dict):
+            raise NotVerified(f"it did not run in {_MODE_WORDS[mode]} mode on the grader's batch")
+        return self.array(call.get("input")), self.array(call.get("output"))
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        settings = self.entry.get("settings")
+        return settings.get(name, default) if isinstance(settings, dict) else default
+
+    def number(self, name: str) -> float | None:
+        value = self.setting(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
+
+    def ints(self, name: str, count: int, low: int) -> list[int]:
+        """A per-dimension setting (stride, padding, dilation) as `count` whole numbers."""
+        value = self.setting(name)
+        value = [value] * count if isinstance(value, int) else value
+        if (not isinstance(value, list) or len(value) != count or not all(
+                isinstance(v, int) and not isinstance(v, bool) and low <= v <= MAX_SETTING
+                for v in value)):
+            raise NotVerified(f"its {name} could not be read")
+        return value
+
+
+_MODE_WORDS = {"eval": "evaluation", "train": "training"}
+
+
+def close(expected: torch.Tensor, got: torch.Tensor) -> bool:
+    """Whether a recorded output is the recomputed one, up to float32 and TF32 rounding."""
+    if expected.shape != got.shape:
+        return False
+    if expected.numel() == 0:
+        return True
+    scale = float(expected.abs().max())
+    return float((expected - got).abs().max()) <= RTOL * scale + 1e-5
+
+
+def check_conv(layer: Recorded) -> None:
+    """A convolution: its output is F.conv{1,2,3}d of its input with its own weight, bias,
+    stride, padding, dilation and groups, in both modes."""
+    weight, bias = layer.tensor("weight"), layer.tensor("bias")
+    if weight is None or weight.ndim not in (3, 4, 5):
+        raise NotVerified("it has no convolution weights")
+    dims = weight.ndim - 2
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise NotVerified("its bias does not fit its weights")
+    convolve = _convolution(layer, weight, bias, dims)
+    for mode in MODES:
+        given, output = layer.call(mode)
+        if not close(convolve(given), output):
+            raise NotVerified("its output is not a convolution of its input with its weights")
+
+
+def _convolution(layer: Recorded, weight: torch.Tensor, bias: torch.Tensor | None,
+                 dims: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The layer's declared convolution, as a function of an input, checked for size first."""
+    stride, dilation = layer.ints("stride", dims, 1), layer.ints("dilation", dims, 1)
+    groups, mode = layer.setting("groups", 1), layer.setting("padding_mode", "zeros")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
+            or weight.shape[0] % groups:
+        raise NotVerified("its groups could not be read")
+    if mode not in ("zeros", "reflect", "replicate", "circular"):
+        raise NotVerified("its padding mode could not be read")
+    padding = layer.setting("padding", 0)
+    if padding not in ("same", "valid"):
+        padding = layer.ints("padding", dims, 0)
+    pad = _padding_before(padding, weight, dilation)
+    function = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+
+    def convolve(given: torch.Tensor) -> torch.Tensor:
+        if given.ndim != dims + 2 or given.shape[1] != weight.shape[1] * groups:
+            raise NotVerified("its weights do not fit its input")
+        padded = [s + pad[2 * i] + pad[2 * i + 1] for i, s in enumerate(given.shape[:1:-1])]
+        if given.shape[0] * weight.numel() * math.prod(padded) > MAX_MACS:
+            raise NotVerified("it is too large for the grader to recompute")
+        if mode != "zeros":
+            return function(F.pad(given, pad, mode=mode), weight, bias, stride, 0, dilation,
+                            groups)
+        return function(given, weight, bias, stride, padding, dilation, groups)
+    return convolve
+
+
+def _padding_before(padding: str | list[int], weight: torch.Tensor,
+                    dilation: list[int]) -> list[int]:
+    """The padding a convolution adds, as F.pad takes it (last dimension first, each side)."""
+    if padding == "valid":
+        return [0] * (2 * len(dilation))
+    if padding == "same":
+        totals = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:], strict=True)]
+        return [p for t in reversed(totals) for p in (t // 2, t - t // 2)]
+    return [p for p in reversed(padding) for _ in range(2)]
+
+
+def check_batchnorm(layer: Recorded) -> None:
+    """Batch norm: in train mode its input normalised with the batch's own mean and variance,
+    in eval mode with its running statistics, then scaled and shifted by its weight and bias."""
+    weight, bias = layer.tensor("weight"), layer.tensor("bias")
+    mean, var = layer.tensor("running_mean"), layer.tensor("running_var")
+    eps = layer.number("eps")
+    if eps is None or not 0 < eps < 1:
+        raise NotVerified("it declares no eps, the small number batch norm adds to the variance")
+    if (mean is None) != (var is None) or (var is not None and bool((var < 0).any())):
+        raise NotVerified("its running statistics could not be read")
+    for mode in MODES:
+        given, output = layer.call(mode)
+        channels = given.shape[1] if given.ndim >= 2 else -1
+        if any(t is not None and tuple(t.shape) != (channels,)
+               for t in (weight, bias, mean, var)):
+            raise NotVerified("its weights do not fit its input")
+        training = mode == "train" or mean is None
+        expected = F.batch_norm(given, None if training else mean, None if training else var,
+                                weight, bias, training, 0.0, eps)
+        if not close(expected, output):
+            raise NotVerified(_BATCHNORM_WRONG[mode])
+
+
+_BATCHNORM_WRONG = {
+    "train": "in training mode its output is not its input normalised with the batch's own "
+             "mean and variance",
+    "eval": "in evaluation mode its output is not its input normalised with its running mean "
+            "and variance",
+}
+
+
+def check_dropout(layer: Recorded) -> None:
+    """Dropout: the identity in eval mode; in train mode some elements zeroed and the others
+    scaled by 1/(1-p), for its declared p strictly between 0 and 1. A dropout that changes
+    nothing in train mode is not dropout."""
+    p = layer.number("p")
+    if p is None or not 0 < p < 1:
+        raise NotVerified("its drop probability p is 0, so it drops nothing" if p == 0 else
+                          "it declares no drop probability p between 0 and 1")
+    given, output = layer.call("eval")
+    if given.shape != output.shape or not torch.allclose(output, given, rtol=1e-6, atol=0):
+        raise NotVerified("in evaluation mode it changed its input")
+    given, output = layer.call("train")
+    if given.shape != output.shape:
+        raise NotVerified("in training mode its output is not shaped like its input")
+    live, dropped = given != 0, output == 0
+    kept = live & ~dropped
+    if torch.allclose(output, given, rtol=1e-6, atol=0):
+        raise NotVerified("in training mode it changed nothing, so it is not dropout")
+    if bool((output[~live] != 0).any()) or not torch.allclose(
+            output[kept], given[kept] / (1 - p), rtol=1e-3, atol=1e-6):
+        raise NotVerified("in training mode its output is not its input with some elements "
+                          "zeroed and the others scaled by 1/(1-p)")
+    if not bool((live & dropped).any()):
+        raise NotVerified("in training mode it dropped no element")
+    if not bool(kept.any()):
+        raise NotVerified("in training mode it dropped every element")
+
+
+CHECKS: dict[str, Callable[[Recorded], None]] = {
+    "conv": check_conv, "batchnorm": check_batchnorm, "dropout": check_dropout}
+
+
+def architecture_notes(found: Found) -> dict[str, str]:
+    """For each kind of layer not verified, what the grader looked for and found instead, in
+    a student's words (for the rubric's feedback)."""
+    notes = {}
+    for kind, what in KINDS.items():
+        if kind in found.verified_layers:
+            continue
+        failed = [c for c in found.layer_checks if c.kind == kind]
+        named = {n for n in found.layers if layer_kind(n) == kind}
+        used = {n for n in found.used_layers if layer_kind(n) == kind}
+        if failed:
+            where = f"`{failed[0].path}`" if failed[0].path else "the model itself"
+            also = f" ({found.layers_note})" if found.layers_note else ""
+            notes[kind] = (f"{what}: a layer named {failed[0].name} ({where}) was used, but "
+                           f"{failed[0].finding}{also}")
+        elif used and found.layers_note:
+            notes[kind] = f"{what}: not checked, as {found.layers_note}"
+        elif used:
+            notes[kind] = f"{what}: a layer named {min(used)} is in the model, but did not " \
+                          "run when the grader checked its layers"
+        elif named:
+            notes[kind] = f"{what}: a {min(named)} is defined but never used in forward()"
+        else:
+            notes[kind] = f"{what}: missing"
+    return notes

@@ -35,6 +35,9 @@ from nbclient.exceptions import DeadKernelError
 
 PR_SET_DUMPABLE = 4
 WORK = Path.cwd()  # set again in main(): a warm start imports this module elsewhere
+#: The kernel's side of every question, beside this file (as mounted in the sandbox, or in the
+#: grader's tree when unsandboxed); set again in main() for the same reason.
+KERNEL_PROBE = Path(sys.argv[0]).with_name("kernel_probe.py")
 PROBE_DIR = Path("/tmp/.probe")
 #: Set by forkserver.py: start the kernel by forking this process (which has ipykernel and
 #: torch imported) instead of executing a fresh interpreter.
@@ -94,102 +97,6 @@ import sys as _tg_sys
 if "torch" in _tg_sys.modules and _tg_sys.modules["torch"].cuda.is_available():
     _tg_sys.modules["torch"].cuda.synchronize()
 """
-
-#: Runs in the student's kernel for every probe; `_tg_request` is the decoded request.
-PROBE_CODE = """
-def _tg_probe(request, folder):
-    import json, os, numpy as np
-    def to_numpy(value):
-        if hasattr(value, "detach"):
-            value = value.detach().cpu()
-            if str(value.dtype) == "torch.bfloat16":
-                value = value.float()
-            return value.numpy()
-        return np.asarray(value)
-    def save(values):
-        names = []
-        for i, value in enumerate(values):
-            path = os.path.join(folder, f"out-{i}.npy")
-            np.save(path, to_numpy(value), allow_pickle=False)
-            names.append(path)
-        return names
-    def args():
-        arrays = [np.load(p, allow_pickle=False) for p in request["inputs"]]
-        if request.get("torch", True):
-            import torch
-            return [a.item() if a.ndim == 0 else torch.from_numpy(a) for a in arrays]
-        return [a.item() if a.ndim == 0 else a for a in arrays]
-    op = request["op"]
-    scope = globals()
-    if op == "call":
-        function = scope[request["name"]]
-        if request.get("no_grad"):
-            import torch
-            with torch.no_grad():
-                result = function(*args())
-        else:
-            result = function(*args())
-        values = list(result) if isinstance(result, (tuple, list)) else [result]
-        return {"outputs": save(values)}
-    if op == "value":
-        return {"outputs": save([scope[request["name"]]])}
-    import sys
-    if op == "env" and "torch" not in sys.modules:  # never imported: importing costs seconds
-        return {"torch": None, "cuda": False, "gpu": None, "peak_memory": None}
-    import torch
-    modules = {k: v for k, v in list(scope.items())
-               if isinstance(v, torch.nn.Module) and not k.startswith("_")}
-    def device_of(module):
-        for p in list(module.parameters()) + list(module.buffers()):
-            return p.device
-        return torch.device("cpu")
-    def forward(module, x, batch):
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                device = device_of(module)
-                outs = [module(chunk.to(device)) for chunk in x.split(batch)]
-                outs = [o[0] if isinstance(o, (tuple, list)) else o for o in outs]
-                return torch.cat([o.float().cpu() for o in outs])
-        finally:
-            module.train(was_training)
-    if op == "modules":
-        x = torch.rand(*request["shape"])
-        found = []
-        for name, module in modules.items():
-            entry = {"name": name, "class": type(module).__name__,
-                     "layers": sorted({type(m).__name__ for m in module.modules()})}
-            used = set()
-            hooks = [m.register_forward_hook(lambda m, i, o: used.add(type(m).__name__))
-                     for m in module.modules()]
-            try:
-                entry["output_shape"] = list(forward(module, x, len(x)).shape)
-            except Exception as exc:
-                entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
-            finally:
-                for hook in hooks:
-                    hook.remove()
-            entry["used_layers"] = sorted(used)
-            found.append(entry)
-        return {"modules": found}
-    if op == "forward":
-        (x,) = args()
-        return {"outputs": save([forward(modules[request["name"]], x, request.get("batch", 500))])}
-    if op == "load":
-        (x,) = args()
-        loaded = torch.load(request["file"], map_location="cpu", weights_only=False)
-        if not isinstance(loaded, torch.nn.Module):
-            raise TypeError(f"{request['file']} holds a {type(loaded).__name__}, not a model")
-        return {"outputs": save([forward(loaded, x, request.get("batch", 500))])}
-    if op == "env":
-        cuda = torch.cuda.is_available()
-        return {"torch": torch.__version__, "cuda": cuda,
-                "gpu": torch.cuda.get_device_name(0) if cuda else None,
-                "peak_memory": torch.cuda.max_memory_allocated() if cuda else None}
-    raise ValueError(f"unknown probe {op!r}")
-"""
-
 
 class ForkedKernel:
     """The part of subprocess.Popen that jupyter_client's LocalProvisioner uses, for a kernel
@@ -298,17 +205,32 @@ class CappedClient(NotebookClient):
         self.timed_out = True
         return await super()._async_handle_timeout(timeout, cell)
 
-    def output(self, outs: list, msg: dict, display_id: Any, cell_index: int) -> Any:
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        self.output_bytes += size
-        if self.output_bytes > self.output_limit:
-            if not self.truncated:
-                self.truncated = True
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr",
-                    text=f"\n[output truncated: over {self.output_limit} bytes]\n"))
-            return None
-        return super().output(outs, msg, display_id, cell_index)
+    def process_message(self, msg: dict, cell: Any, cell_index: int) -> Any:
+        """Count every message that leaves something in the notebook or in nbclient's memory
+        (streams, displays and their updates, results, errors, widget messages) against the
+        cap; past it, such messages are dropped and the cell says so once. Status messages
+        still pass, so the cell still ends."""
+        if msg.get("msg_type") in KEPT_MESSAGES:
+            self.output_bytes += message_size(msg)
+            if self.output_bytes > self.output_limit:
+                if not self.truncated:
+                    self.truncated = True
+                    cell.outputs.append(nbformat.v4.new_output(
+                        "stream", name="stderr",
+                        text=f"\n[output truncated: over {self.output_limit} bytes]\n"))
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+
+#: Kernel messages whose content nbclient keeps (in the notebook or as widget state).
+KEPT_MESSAGES = frozenset({"stream", "display_data", "update_display_data", "execute_result",
+                           "error", "comm_open", "comm_msg", "comm_close"})
+
+
+def message_size(msg: dict) -> int:
+    """What a message would cost to keep: its content as JSON and its binary buffers."""
+    size = len(json.dumps(msg.get("content", {}), default=str))
+    return size + sum(len(memoryview(b)) for b in msg.get("buffers") or [])
 
 
 class Agent:
@@ -345,13 +267,17 @@ class Agent:
         source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         with self.client.setup_kernel(env=self.kernel_env()):
             self.alive = True
-            self.run_silently(PRELUDE.format(
+            prelude = self.run_silently(PRELUDE.format(
                 seed=int(cfg["seed"]), uses_torch="torch" in source,
-                fallback=bool(cfg.get("cpu_fallback")), output_limit=int(cfg["output_limit"])))
+                fallback=bool(cfg.get("cpu_fallback")), output_limit=int(cfg["output_limit"])),
+                user_expressions={"threads": "sorted(__import__('sys')._current_frames())"})
+            own_threads = expression_value(prelude, "threads")
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
                 cells.append(self.execute_cell(cell, index, deadline))
+            if self.alive:
+                self.stop_leftovers(own_threads)
             nb_json = nbformat.writes(nb)
             summary = {"event": "executed", "cells": cells, "notebook": nb_json,
                        "output_truncated": self.client.truncated, "kernel_alive": self.alive}
@@ -408,11 +334,38 @@ class Agent:
             self.alive = False
             self.death = "the kernel did not stop after a cell ran over its time limit"
 
-    def run_silently(self, code: str, timeout: float = 120) -> dict[str, Any]:
+    def stop_leftovers(self, own_threads: list[int]) -> None:
+        """The notebook has ended: nothing it started may work on while it is asked about.
+        Every other process of the sandbox is killed (in an unsandboxed run, the kernel's
+        descendants), and in the kernel the threads, timers and hooks the notebook left are
+        stopped (kernel_probe.freeze)."""
+        kernel = self.kernel_pid()
+        if kernel is not None:
+            kill_processes(kernel, everything_else=bool(self.config.get("sandboxed", True)))
+        source = KERNEL_PROBE.read_text(encoding="utf-8")
+        loaded = self.run_silently(
+            "import types as _tg_types\n"
+            "_tg_kernel = _tg_types.ModuleType('torchgrade_probe')\n"
+            f"exec(compile({source!r}, {str(KERNEL_PROBE)!r}, 'exec'), _tg_kernel.__dict__)\n"
+            "del _tg_types", timeout=60)
+        if loaded.get("status") != "ok":
+            self.alive = False
+            self.death = "the kernel could not be asked questions after the notebook ended"
+            return
+        self.answer({"op": "freeze", "own_threads": own_threads, "timeout": 30})
+
+    def kernel_pid(self) -> int | None:
+        km = self.client.km if self.client is not None else None
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        return pid if isinstance(pid, int) and pid > 1 else None
+
+    def run_silently(self, code: str, timeout: float = 120,
+                     user_expressions: dict[str, str] | None = None) -> dict[str, Any]:
         """Run code in the kernel without touching the notebook; return the execute reply."""
         assert self.client is not None and self.client.kc is not None
         kc = self.client.kc
-        msg_id = kc.execute(code, silent=True, store_history=False)
+        msg_id = kc.execute(code, silent=True, store_history=False,
+                            user_expressions=user_expressions or {})
         end = time.monotonic() + timeout
         while True:
             remaining = end - time.monotonic()
@@ -428,7 +381,6 @@ class Agent:
     # ------------------------------------------------------------------ probes
 
     def serve(self) -> None:
-        self.run_silently(PROBE_CODE)
         for line in sys.stdin.buffer:
             try:
                 request = protocol.decode(line)
@@ -468,8 +420,8 @@ class Agent:
             inputs.append(str(path))
         request["inputs"] = inputs
         encoded = json.dumps(json.dumps(request))
-        code = (f"_tg_answer = _tg_probe(__import__('json').loads({encoded}),"
-                f" {str(PROBE_DIR)!r})\n"
+        code = (f"_tg_answer = _tg_kernel.probe(__import__('json').loads({encoded}),"
+                f" {str(PROBE_DIR)!r}, globals())\n"
                 f"open({str(PROBE_DIR / 'answer.json')!r}, 'w').write("
                 f"__import__('json').dumps(_tg_answer))\ndel _tg_answer")
         try:
@@ -493,6 +445,41 @@ class Agent:
         if path.stat().st_size > limit:
             return {"ok": False, "error": "FileTooLarge", "message": f"over {limit} bytes"}
         return {"ok": True, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+
+
+def expression_value(reply: dict[str, Any], name: str) -> list[int]:
+    """A list of numbers a silent execution's user expression evaluated to, or []."""
+    import ast
+
+    found = (reply.get("user_expressions") or {}).get(name) or {}
+    try:
+        value = ast.literal_eval(found.get("data", {}).get("text/plain", "[]"))
+    except (ValueError, SyntaxError):
+        return []
+    return [int(v) for v in value] if isinstance(value, list) else []
+
+
+def kill_processes(kernel: int, everything_else: bool) -> None:
+    """SIGKILL what the notebook started: inside a sandbox (its own pid namespace) every
+    process but its first two (bubblewrap's and the program it runs), this agent and the
+    kernel; without one, the kernel's descendants. Repeated until none is left, as a process
+    may fork while its siblings are killed."""
+    import psutil
+
+    keep = {1, 2, os.getpid(), kernel}
+    for _ in range(100):
+        victims: list[psutil.Process] = []
+        if everything_else:
+            victims = [p for p in psutil.process_iter() if p.pid not in keep]
+        else:
+            with contextlib.suppress(psutil.Error):
+                victims = psutil.Process(kernel).children(recursive=True)
+        if not victims:
+            return
+        for victim in victims:
+            with contextlib.suppress(psutil.Error):
+                victim.kill()
+        time.sleep(0.01)
 
 
 def without_leading_indent(source: str) -> str:
@@ -543,8 +530,9 @@ def copy_fonts(folder: str | None) -> None:
 
 
 def main() -> int:
-    global WORK
+    global WORK, KERNEL_PROBE
     WORK = Path.cwd()
+    KERNEL_PROBE = Path(sys.argv[0]).with_name("kernel_probe.py")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         return 70

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SANDBOX_HOME = "/home/student"
@@ -26,6 +27,8 @@ SUBMISSION_DIR = "/submission"
 #: Roots course notebooks pass to torchvision's MNIST; each gets the public view.
 DATA_ROOTS = ("mnist", "data", "dataset", "datasets", "MNIST_data")
 NOBODY = 65534
+#: Folders that exist only as mount points: a few entries each, never room to write data in.
+MOUNT_POINT_MB = 1
 
 _PASSWD = f"student:x:{NOBODY}:{NOBODY}:student:{SANDBOX_HOME}:/bin/sh\n"
 _GROUP = f"student:x:{NOBODY}:\n"
@@ -58,50 +61,56 @@ def _system_mounts() -> list[str]:
     return args
 
 
-def _python_mounts() -> list[str]:
-    """The interpreter's installation and the virtual environment, read-only, at their paths."""
-    roots: list[str] = []
-    for prefix in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
-        if not str(prefix).startswith("/usr/"):
-            roots.append(str(prefix))
-    args: list[str] = []
-    for root in sorted(roots):
-        args += ["--ro-bind", root, root]
-    return args
+def python_roots() -> list[Path]:
+    """The interpreter's installation and the virtual environment (those outside /usr)."""
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    return sorted(root for root in roots if not str(root).startswith("/usr/"))
+
+
+def _same_path(path: Path) -> str:
+    return str(path)
 
 
 def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path,
             data_view: Path | None, disk_mb: int, gpu_devices: list[str],
             env: dict[str, str], fonts: Path | None = None,
-            program: list[str] | None = None, info_fd: int | None = None) -> list[str]:
+            program: list[str] | None = None, info_fd: int | None = None,
+            seccomp_fd: int | None = None,
+            source: Callable[[Path], str] = _same_path) -> list[str]:
     """The full bwrap argv for one run of the agent. `fonts`: the grader's prebuilt
     matplotlib font list (see caches.py), read-only beside the agent. `program`: what runs
     inside instead of the agent (a warm start runs a placeholder and brings its agent in);
-    `info_fd`: where bubblewrap writes the pid of the sandbox's first process."""
+    `info_fd`: where bubblewrap writes the pid of the sandbox's first process; `seccomp_fd`:
+    the compiled filter of seccomp.py; `source`: where bubblewrap finds each host path the
+    sandbox sees (a root grader hands them over from a private mount namespace: see
+    session.Exports)."""
     bwrap = executable()
     if bwrap is None:
         raise FileNotFoundError("bwrap")
-    size = str(disk_mb << 20)
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+    size, small = str(disk_mb << 20), str(MOUNT_POINT_MB << 20)
+    args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--cap-drop", "ALL",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
             *_system_mounts(), "--proc", "/proc", "--dev", "/dev",
             "--size", size, "--tmpfs", "/dev/shm",
             "--size", size, "--tmpfs", "/tmp",
-            "--tmpfs", "/run", "--tmpfs", "/root", "--tmpfs", "/home",
+            "--size", small, "--tmpfs", "/run", "--size", small, "--tmpfs", "/root",
+            "--size", small, "--tmpfs", "/home",
             "--size", size, "--tmpfs", SANDBOX_HOME]
     for name in ("passwd", "group", "hosts", "nsswitch.conf"):
-        args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        args += ["--ro-bind", source(etc / name), f"/etc/{name}"]
     if Path("/etc/ld.so.cache").exists():
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    args += _python_mounts()
+    for root in python_roots():
+        args += ["--ro-bind", source(root), str(root)]
     for path in agent_files:
-        args += ["--ro-bind", str(path), f"{AGENT_DIR}/{path.name}"]
+        args += ["--ro-bind", source(path), f"{AGENT_DIR}/{path.name}"]
     if fonts is not None:
-        args += ["--ro-bind", str(fonts), FONTS_DIR]
-    args += ["--ro-bind", str(submission), SUBMISSION_DIR, "--dir", WORK_DIR]
+        args += ["--ro-bind", source(fonts), FONTS_DIR]
+    args += ["--ro-bind", source(submission), SUBMISSION_DIR, "--dir", WORK_DIR]
     if data_view is not None:
         for root in DATA_ROOTS:
-            args += ["--ro-bind", str(data_view), f"{WORK_DIR}/{root}"]
+            args += ["--ro-bind", source(data_view), f"{WORK_DIR}/{root}"]
     for device in gpu_devices:
         args += ["--dev-bind", device, device]
     # last: the root itself (where the mount points above were made) becomes read-only, so
@@ -111,7 +120,19 @@ def command(*, python: str, agent_files: list[Path], submission: Path, etc: Path
         args += ["--setenv", key, value]
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     return [*args, "--", *(program or [python, AGENT_PATH])]
+
+
+def host_paths(*, agent_files: list[Path], submission: Path, etc: Path,
+               data_view: Path | None, fonts: Path | None) -> list[Path]:
+    """Every host path `command` binds apart from the system's own (/usr, the linker cache):
+    what a root grader must hand over to the unprivileged user that starts bubblewrap."""
+    paths = [etc / name for name in ("passwd", "group", "hosts", "nsswitch.conf")]
+    paths += [*python_roots(), *agent_files, submission]
+    paths += [p for p in (fonts, data_view) if p is not None]
+    return paths
 
 
 def gpu_device_nodes(indices: list[int]) -> list[str]:

@@ -11,10 +11,12 @@ student code exists:
 1. keeps only the job's three descriptors (requests, replies, stderr log) and /dev/null, and
    checks that the placeholder's pid still belongs to the grader's bubblewrap;
 2. joins the run's cgroup and lowers its rlimits, as bubblewrap's child does;
-3. enters every namespace of the placeholder (mount, pid, network, IPC, UTS, cgroup, user),
-   so it sees the sandbox's root, its loopback and nothing else;
-4. drops every capability (bounding, ambient, effective, permitted), sets no_new_privs, and
-   resets its environment, its import path and matplotlib's folders;
+3. becomes the unprivileged sandbox user when the grader is root (grader/sandbox/user.py),
+   then enters every namespace of the placeholder (mount, pid, network, IPC, UTS, cgroup,
+   user), so it sees the sandbox's root, its loopback and nothing else;
+4. drops every capability (bounding, ambient, effective, permitted), sets no_new_privs, loads
+   the grader's seccomp filter, and resets its environment, its import path and matplotlib's
+   folders;
 5. says "ok" to this server, which only then answers the grader (a child that cannot get in
    is answered as an error, and the grader starts that run cold);
 6. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
@@ -50,6 +52,8 @@ CLONE_NEWUSER = 0x10000000
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 CAPABILITY_VERSION_3 = 0x20080522
@@ -167,8 +171,10 @@ def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
                 handle.write(str(os.getpid()))
         for kind, value in job["rlimits"]:
             _setrlimit(int(kind), int(value))
+        become(job.get("identity"))
         enter(namespaces)
         drop_privileges()
+        load_seccomp(job.get("seccomp"))
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in job["env"].items()})
         os.chdir(job["cwd"])
@@ -185,6 +191,39 @@ def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
         code = _run_agent(job)
     finally:
         os._exit(code)
+
+
+def become(identity: list[int] | None) -> None:
+    """A root grader's sandboxes run as an unprivileged user (grader/sandbox/user.py): become
+    it before entering, so the agent and the kernel are that user on the host, as
+    bubblewrap's own processes are. Its user namespaces are that user's, so it may still
+    enter them."""
+    if not identity:
+        return
+    uid, gid = (int(v) for v in identity)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_seccomp(program: str | None) -> None:
+    """Install the grader's compiled seccomp filter (grader/sandbox/seccomp.py), as
+    `bwrap --seccomp` does for a cold start. Needs no_new_privs, set just before."""
+    if not program:
+        return
+    import base64
+
+    raw = base64.b64decode(program)
+    if not raw or len(raw) % 8:
+        raise SetupError("the seccomp filter is not a list of BPF instructions")
+    buffer = ctypes.create_string_buffer(raw, len(raw))
+    prog = _SockFprog(len(raw) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise SetupError(f"cannot load the seccomp filter: {os.strerror(ctypes.get_errno())}")
 
 
 def only_sandbox_paths(agent_dir: str) -> None:

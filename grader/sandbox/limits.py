@@ -39,15 +39,18 @@ class ResourceLimits:
 
 
 def rlimits(limits: ResourceLimits, with_memory: bool) -> list[tuple[int, int]]:
-    """(resource, value) pairs applied to the sandbox's first process before exec."""
+    """(resource, value) pairs applied to the sandbox's first process before exec.
+    `with_memory`: no cgroup holds this run, so memory and processes are held by rlimits.
+    (RLIMIT_NPROC counts every process of the host user, and a root grader's sandboxes
+    all run as the same one, so where a pids cgroup holds each run it is not set.)"""
     pairs = [
         (resource.RLIMIT_CPU, limits.cpu_seconds),
         (resource.RLIMIT_FSIZE, limits.file_mb << 20),
         (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_NPROC, limits.pids),
         (resource.RLIMIT_CORE, 0),
     ]
     if with_memory:
+        pairs.append((resource.RLIMIT_NPROC, limits.pids))
         # virtual address space, not resident memory: CUDA-enabled torch reserves several GB
         pairs.append((resource.RLIMIT_AS, (limits.memory_mb + 8192) << 20))
     return pairs
@@ -211,5 +214,5 @@ def in_force(limits: ResourceLimits, cgroup: Cgroup | None) -> list[str]:
         f"CPU time {limits.cpu_seconds} s (RLIMIT_CPU)",
         f"file size {limits.file_mb} MB (RLIMIT_FSIZE)",
         f"open files {limits.open_files} (RLIMIT_NOFILE)",
-        f"writable space {limits.disk_mb} MB (tmpfs)",
+        f"writable space {limits.disk_mb} MB in each of home, /tmp and /dev/shm (tmpfs)",
     ]

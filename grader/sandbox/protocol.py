@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -65,12 +66,29 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def decode(line: bytes) -> dict[str, Any]:
+    """One message, its text made valid UTF-8: JSON may carry lone surrogates (`"\\ud800"`,
+    as a kernel that packs with ensure_ascii writes them), which no file, database or page
+    can store; each becomes U+FFFD."""
     if len(line) > MAX_LINE_BYTES:
         raise ProtocolError(f"message longer than {MAX_LINE_BYTES} bytes")
     try:
         message = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON ({type(exc).__name__})") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
-    return message
+    return valid_text(message)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [valid_text(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    return value

@@ -43,18 +43,21 @@ def test_holdout_agrees_with_test(scores, settings):
 
 
 @pytest.mark.points(3)
-def test_architecture(scores, credit):
-    found, _, _ = scores
-    wanted = {"Conv2d": "convolutions", "BatchNorm2d": "batch norm", "Dropout": "dropout"}
-    used = [what for layer, what in wanted.items() if layer in found.used_layers]
-    idle = [what for layer, what in wanted.items()
-            if layer in found.layers and layer not in found.used_layers]
-    missing = [what for layer, what in wanted.items() if layer not in found.layers]
-    notes = ([f"missing: {', '.join(missing)}"] if missing else []) + (
-        [f"defined but never used in forward(): {', '.join(idle)}"] if idle else [])
-    assert used, f"the model `{found.name}` uses no {', '.join(wanted.values())}; " + \
-        "; ".join(notes)
-    credit(len(used) / len(wanted), "; ".join(notes) or "convolutions, batch norm, dropout")
+def test_architecture(scores, student, evidence, credit):
+    """A point for each of convolutions, batch norm and dropout that the model was seen to
+    use: a layer's class name is only a claim, checked by recomputing what the layer did on
+    the grader's own batch (models.verify_layers)."""
+    found = models.verify_layers(student, scores[0])
+    evidence["layers"] = [{"path": c.path, "class": c.name, "kind": c.kind,
+                           "verified": c.verified, "finding": c.finding}
+                          for c in found.layer_checks]
+    verified = [what for kind, what in models.KINDS.items() if kind in found.verified_layers]
+    notes = "; ".join(models.architecture_notes(found).values())
+    assert verified, f"the grader verified no convolutions, batch norm or dropout in the " \
+        f"model `{found.name}`; {notes}"
+    credit(len(verified) / len(models.KINDS),
+           f"verified by what they compute: {', '.join(verified)}" + (f"; {notes}" if notes
+                                                                     else ""))
 
 
 @pytest.mark.points(0)
