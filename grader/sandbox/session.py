@@ -171,8 +171,6 @@ class Session:
                          + cfg.question_seconds)
         env = self._env()
         fonts = caches.matplotlib_fonts()
-        if cfg.sandboxed and self.identity is None:
-            self.identity = sandbox_identity()
         if cfg.sandboxed and cfg.warm and self._start_warm(staged, env, fonts):
             channel_fd, fonts_seen_as = CHANNEL_FD, bwrap.FONTS_DIR if fonts else None
         else:
@@ -203,9 +201,10 @@ class Session:
         return argv, exports
 
     def _preexec(self, exports: Exports | None) -> Callable[[], None]:
-        """What bubblewrap's process runs before exec: the cgroup and rlimits (as the grader),
-        then, for a root grader, the hand-over of host paths and the switch to the sandbox
-        user, so that no process of the sandbox is ever host root."""
+        """What the run's first process (bubblewrap, or the agent unsandboxed) runs before
+        exec: the cgroup and rlimits (as the grader), then, for a root grader, the hand-over
+        of host paths and the switch to the sandbox user, so that no process of the sandbox
+        is ever host root."""
         cfg = self.config
         apply_limits = limits.preexec(cfg.resources, self.cgroup)
         identity = self.identity
@@ -253,8 +252,7 @@ class Session:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
                 cwd=cwd, env=env, pass_fds=passed, start_new_session=True,
-                preexec_fn=self._preexec(exports if cfg.sandboxed else None)
-                if cfg.sandboxed else limits.preexec(cfg.resources, self.cgroup))
+                preexec_fn=self._preexec(exports))
         except subprocess.SubprocessError as exc:
             raise SandboxError(f"bubblewrap could not be started: {exc}") from None
         finally:
@@ -372,8 +370,7 @@ class Session:
         for exports in self.exports:
             exports.remove()
         self.exports = []
-        if not _mounted_under(self.staging):
-            shutil.rmtree(self.staging, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     # ------------------------------------------------------------------ execution
 
@@ -775,7 +772,7 @@ def gpu_name(index: int) -> str:
 
 def _mounted_under(folder: Path) -> bool:
     """Whether this process sees a mount at or below `folder`. The hand-over's binds live in
-    bubblewrap's own mount namespace and are never here; if one were, deleting the staging
+    bubblewrap's own mount namespace and are never here; if one were, deleting the hand-over
     folder would delete through it into the host's files, so it is then left in place."""
     prefix = str(folder)
     with contextlib.suppress(OSError):
