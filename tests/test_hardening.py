@@ -141,6 +141,13 @@ try:
     found["pid1_stderr"] = "opened"
 except OSError as exc:
     found["pid1_stderr"] = type(exc).__name__
+found["pid2_fds"] = []  # the warm placeholder (cold: the agent)
+for number in (0, 1, 2):
+    try:
+        os.open(f"/proc/2/fd/{number}", os.O_WRONLY)
+        found["pid2_fds"].append("opened")
+    except OSError as exc:
+        found["pid2_fds"].append(type(exc).__name__)
 print(json.dumps(found), flush=True)
 block = b"x" * (1 << 20)
 for _ in range(64):
@@ -369,8 +376,8 @@ def test_update_display_in_a_batch_leaves_a_small_row(batch):
 def test_the_sandboxs_own_stderr_is_no_disk_of_the_hosts(tmp_path, warm):
     record, _, session = run(tmp_path, STDERR_FLOOD, warm=warm)
     found = report_of(record)
-    print(found)
     assert found["pid1_stderr"] == "PermissionError"
+    assert found["pid2_fds"] == ["PermissionError"] * 3
     assert not [f for f in found["kernel_fds"] if f.startswith("/") and f != "/dev/null"]
     assert session.stderr is not None and len(session.stderr.text()) <= STDERR_KEPT
 
