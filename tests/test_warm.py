@@ -193,7 +193,16 @@ argv = bwrap.command(python=sys.executable, agent_files=[], submission=scratch /
                      program=bwrap.PLACEHOLDER, info_fd=info_write)
 box = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(info_write,))
 os.close(info_write)
-target = json.loads(os.read(info_read, 4096))["child-pid"]
+raw = b""
+while True:  # bubblewrap may write its JSON in more than one piece
+    chunk = os.read(info_read, 4096)
+    assert chunk, raw
+    raw += chunk
+    try:
+        target = json.loads(raw)["child-pid"]
+        break
+    except ValueError:
+        continue
 assert box.stdout.readline() == b"ready\\n"
 answer_read, answer_write = os.pipe()
 if os.fork() == 0:
