@@ -35,8 +35,9 @@ import nbformat
 import numpy as np
 
 from grader import assignments, intake
-from grader.judge.grade import Result, grade
-from grader.sandbox import ResourceLimits, RunRecord, Sandbox, SandboxConfig, warm
+from grader.judge.grade import grade
+from grader.results import Result, RunRecord
+from grader.sandbox import ResourceLimits, Sandbox, SandboxConfig, warm
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT_TOML = """\

@@ -20,7 +20,8 @@ from grader import __version__, assignments, data, exports, intake, scheduler
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, GradebookError, clean_result, result_key
 from grader.intake import Submission
-from grader.judge.grade import Result, failure_reason, grade
+from grader.judge.grade import failure_reason, grade
+from grader.results import Result
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 from grader.text import one_line
 

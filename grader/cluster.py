@@ -44,7 +44,8 @@ from grader import assignments, data, intake, scheduler
 from grader.assignments import Assignment
 from grader.errors import DataError, GraderError
 from grader.intake import Submission
-from grader.judge.grade import GRADED_AGAIN, Result, grade
+from grader.judge.grade import GRADED_AGAIN, grade
+from grader.results import Result
 from grader.sandbox import SandboxConfig
 from grader.text import clean_text
 

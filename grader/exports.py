@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.judge.grade import Result
+from grader.results import Result
 
 
 def as_json(result: Result) -> dict[str, Any]:

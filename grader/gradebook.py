@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.judge.grade import Result
-from grader.judge.rubric import Item
-from grader.sandbox import CellRecord, RunRecord
+from grader.results import CellRecord, Item, Result, RunRecord
 from grader.text import clean_text
 
 OUTCOMES = ("completed", "error", "timeout", "killed", "failed")

@@ -48,7 +48,8 @@ from grader import data
 from grader.assignments import Assignment
 from grader.errors import GraderError
 from grader.intake import Submission
-from grader.judge.grade import GRADED_AGAIN, Result, failure_reason, grade
+from grader.judge.grade import GRADED_AGAIN, failure_reason, grade
+from grader.results import Result
 from grader.sandbox import Sandbox, SandboxConfig
 
 Job = tuple[str, Submission]  # (gradebook key, submission)

@@ -14,9 +14,7 @@ import nbformat
 import numpy as np
 
 from grader.gradebook import Gradebook, result_key
-from grader.judge.grade import Result
-from grader.judge.rubric import Item
-from grader.sandbox import RunRecord
+from grader.results import Item, Result, RunRecord
 from grader.sandbox.session import CellRecord
 
 HOSTILE_HTML = ("<script>window.__pwned = 'html'; document.title = 'pwned'</script>"

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 from grader import data
 from grader.cli import _line, main
 from grader.gradebook import Gradebook
-from grader.judge.grade import Result
-from grader.sandbox import RunRecord
+from grader.results import Result, RunRecord
 from grader.text import one_line
 
 

@@ -10,9 +10,7 @@ from pathlib import Path
 
 from grader import exports
 from grader.gradebook import Gradebook, clean_result, evidence_json, result_key
-from grader.judge.grade import Result
-from grader.judge.rubric import Item
-from grader.sandbox import CellRecord, RunRecord
+from grader.results import CellRecord, Item, Result, RunRecord
 
 
 def result(student: str, content_hash: str = "same-bytes", score: float = 3.0) -> Result:

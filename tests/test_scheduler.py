@@ -18,7 +18,8 @@ import pytest
 from rich.console import Console
 
 from grader import assignments, intake, scheduler
-from grader.judge.grade import Result, grade
+from grader.judge.grade import grade
+from grader.results import Result
 from grader.sandbox import SandboxConfig, bwrap
 from grader.scheduler import GpuSlots, InterruptGuard, ProgressBar, SchedulerError
 

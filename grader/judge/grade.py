@@ -8,48 +8,17 @@ submission's result, outcome "failed" with the reason, and the batch goes on.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader import intake
 from grader.assignments import Assignment
-from grader.judge.rubric import Context, Item, run_rubric
-from grader.sandbox import ProbeError, RunRecord, Sandbox, SandboxConfig, SandboxError
+from grader.judge.rubric import Context, run_rubric
+from grader.results import Result
+from grader.sandbox import ProbeError, Sandbox, SandboxConfig, SandboxError
 from grader.text import clean_text
 
 GRADED_AGAIN = "it is graded again on the next run"
-
-
-@dataclass
-class Result:
-    student: str
-    notebook: str
-    content_hash: str
-    run: RunRecord
-    items: list[Item] = field(default_factory=list)
-    environment: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)  # what the rubric measured, for reports
-    grader_error: bool = False  # the grader, not the notebook, failed: not kept as final
-
-    @property
-    def total(self) -> float:
-        return round(sum(i.score for i in self.items), 4)
-
-    @property
-    def max(self) -> float:
-        return round(sum(i.max for i in self.items), 4)
-
-    def visible_items(self, include_hidden: bool) -> list[Item]:
-        return [i for i in self.items if include_hidden or not i.hidden]
-
-    @classmethod
-    def failed(cls, student: str, notebook: str, content_hash: str, reason: str, *,
-               grader_error: bool = True) -> Result:
-        """A submission that could not be graded, with the reason for the TA. A grader error
-        is graded again on the next run."""
-        return cls(student, notebook, content_hash, RunRecord("failed", reason),
-                   grader_error=grader_error)
 
 
 def rubric_files(assignment: Assignment, notebook: str, public_only: bool) -> tuple[

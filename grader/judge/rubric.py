@@ -27,17 +27,7 @@ from typing import Any
 
 import pytest
 
-
-@dataclass
-class Item:
-    """One rubric test's result, as stored and shown."""
-
-    name: str
-    score: float
-    max: float
-    feedback: str
-    hidden: bool
-    status: str  # passed, partial, failed, error
+from grader.results import Item
 
 
 @dataclass

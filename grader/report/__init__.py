@@ -9,9 +9,9 @@ from dataclasses import asdict
 from typing import Any
 
 from grader.gradebook import device_of, evidence_json, run_record
-from grader.judge.grade import Result
 from grader.report.pages import class_page, notebook_section, student_page
 from grader.report.site import Published, publish
+from grader.results import Result
 
 
 def result_row(result: Result, hw: str) -> dict[str, Any]:

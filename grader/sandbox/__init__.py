@@ -1,14 +1,13 @@
 """Untrusted execution. The only package of torchgrade that runs a student's code.
 
     Sandbox(SandboxConfig(...)).open(folder, notebook) -> Session
-    Session.execute() -> RunRecord; Session.call/modules/forward/load_and_forward/... -> answers
+    Session.execute() -> grader.results.RunRecord
+    Session.call/modules/forward/load_and_forward/... -> answers
 """
 
 from grader.sandbox.limits import ResourceLimits
 from grader.sandbox.session import (
-    CellRecord,
     ProbeError,
-    RunRecord,
     Sandbox,
     SandboxConfig,
     SandboxError,
@@ -16,10 +15,8 @@ from grader.sandbox.session import (
 )
 
 __all__ = [
-    "CellRecord",
     "ProbeError",
     "ResourceLimits",
-    "RunRecord",
     "Sandbox",
     "SandboxConfig",
     "SandboxError",

@@ -26,13 +26,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grader.errors import GraderError
+from grader.results import CellRecord, Outcome, RunRecord
 from grader.sandbox import bwrap, caches, limits, protocol, seccomp, user, warm
 from grader.sandbox.forkserver import CHANNEL_FD
 
@@ -55,34 +56,6 @@ class ProbeError(GraderError):
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class CellRecord:
-    index: int
-    seconds: float
-    error: str | None
-    timed_out: bool
-    skipped: str | None
-    synced_seconds: float | None = None  # with the GPU's queued work waited for
-
-
-@dataclass
-class RunRecord:
-    """What the grader itself saw of one run. `outcome` is one of completed (every cell ran
-    without error), error (some cell raised), timeout, killed (memory or another limit) or
-    failed (the notebook could not be run at all)."""
-
-    outcome: str
-    reason: str = ""
-    cells: list[CellRecord] = field(default_factory=list)
-    notebook: str | None = None
-    wall_seconds: float = 0.0
-    sandboxed: bool = True
-    limits: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    peak_memory: int | None = None
-    output_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,7 +357,7 @@ class Session:
             message = self._receive(deadline)
         except TimeoutError:
             self._kill()
-            self.record = RunRecord("timeout", f"ran over {cfg.notebook_seconds} s", **base)
+            self.record = RunRecord(Outcome.TIMEOUT, f"ran over {cfg.notebook_seconds} s", **base)
         except ProbeError as exc:
             self._kill()
             self.record = RunRecord(self._ended_how(), str(exc), **base)
@@ -402,23 +375,25 @@ class Session:
 
     def _record(self, message: dict[str, Any], base: dict[str, Any]) -> RunRecord:
         if message.get("event") == "failed":
-            return RunRecord("failed", str(message.get("error", "")), **base)
+            return RunRecord(Outcome.FAILED, str(message.get("error", "")), **base)
         if message.get("event") != "executed" or not isinstance(message.get("cells"), list):
-            return RunRecord("failed", "the sandbox answered something else than a run", **base)
+            return RunRecord(Outcome.FAILED, "the sandbox answered something else than a run",
+                             **base)
         cells = [_cell(c) for c in message["cells"]]
         notebook = message.get("notebook")
-        record = RunRecord("completed", **base, cells=cells,
+        record = RunRecord(Outcome.COMPLETED, **base, cells=cells,
                            notebook=notebook if isinstance(notebook, str) else None,
                            output_truncated=bool(message.get("output_truncated")))
         failing = [c for c in cells if c.error]
         if any(c.timed_out for c in cells) or any(c.skipped and "time" in c.skipped
                                                   for c in cells):
-            record.outcome, record.reason = "timeout", "a cell ran over its time limit"
+            record.outcome, record.reason = Outcome.TIMEOUT, "a cell ran over its time limit"
         elif not message.get("kernel_alive", True):
-            record.outcome = "killed"
+            record.outcome = Outcome.KILLED
             record.reason = self._kernel_death_reason(failing)
         elif failing:
-            record.outcome, record.reason = "error", f"cell {failing[0].index}: {failing[0].error}"
+            record.outcome = Outcome.ERROR
+            record.reason = f"cell {failing[0].index}: {failing[0].error}"
         return record
 
     def _bubblewrap_said(self) -> list[str]:
@@ -436,10 +411,10 @@ class Session:
             return f"the kernel was killed{where}: over the memory limit"
         return f"the kernel died{where}"
 
-    def _ended_how(self) -> str:
+    def _ended_how(self) -> Outcome:
         if self.cgroup is not None and self.cgroup.oom_killed():
-            return "killed"
-        return "failed"
+            return Outcome.KILLED
+        return Outcome.FAILED
 
     def _kill(self) -> None:
         if self.cgroup is not None:

@@ -1,0 +1,160 @@
+"""What a grading produces and the gradebook keeps: plain typed records, the vocabulary every
+layer shares.
+
+This module imports nothing from torchgrade, so the sandbox (which makes run records), the
+judge (items and results), the gradebook (which stores them) and the reports and exports
+(which read `StoredResult`) all depend on it and on nothing of each other's.
+
+    RunRecord   what the grader itself saw of one notebook's run (cells, outcome, limits)
+    Item        one rubric test's verdict: score, worth, feedback for the student
+    Result      one submission graded: its run, its items, the evidence the rubric measured
+    StoredResult  a result as the gradebook gives it back: with its homework, key and time
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """How a notebook's run ended, as the grader saw it."""
+
+    COMPLETED = "completed"  # every cell ran without error
+    ERROR = "error"          # some cell raised
+    TIMEOUT = "timeout"      # a cell or the whole notebook ran over its time
+    KILLED = "killed"        # memory or another limit ended it
+    FAILED = "failed"        # it could not be run or graded at all
+    REJECTED = "rejected"    # intake refused the submission (never run)
+
+    @classmethod
+    def of(cls, value: object) -> Outcome:
+        """`value` as an outcome; anything unknown is FAILED (it came, in part, from a
+        submission)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.FAILED
+
+
+class ItemStatus(StrEnum):
+    """A rubric item's verdict."""
+
+    PASSED = "passed"    # full points
+    PARTIAL = "partial"  # passed with part of the points (`credit`)
+    FAILED = "failed"    # the test's assertion failed: the feedback says why
+    ERROR = "error"      # the test could not run (its setup failed, or the rubric is broken)
+
+    @classmethod
+    def of(cls, value: object) -> ItemStatus:
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.ERROR
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One code cell's run: its index in the notebook, its time, and how it ended."""
+
+    index: int
+    seconds: float
+    error: str | None
+    timed_out: bool
+    skipped: str | None
+    synced_seconds: float | None = None  # with the GPU's queued work waited for
+
+
+@dataclass
+class RunRecord:
+    """What the grader itself saw of one run (never what the notebook printed about itself)."""
+
+    outcome: Outcome | str
+    reason: str = ""
+    cells: list[CellRecord] = field(default_factory=list)
+    notebook: str | None = None
+    wall_seconds: float = 0.0
+    sandboxed: bool = True
+    limits: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    peak_memory: int | None = None
+    output_truncated: bool = False
+
+
+@dataclass
+class Item:
+    """One rubric test's result, as stored and shown. `name` is the test's own name (stable,
+    for exports and pass rates); `title` is what a student reads."""
+
+    name: str
+    score: float
+    max: float
+    feedback: str
+    hidden: bool
+    status: ItemStatus | str
+    title: str = ""
+
+    @property
+    def heading(self) -> str:
+        return self.title or readable(self.name)
+
+
+def readable(name: str) -> str:
+    """A test's name made readable: `test_a_model_classifies_digits` -> "A model classifies
+    digits"."""
+    words = re.sub(r"^test_", "", name.split("[")[0]).replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else name
+
+
+@dataclass
+class Result:
+    """One submission graded: the run, the rubric's items, what the rubric measured."""
+
+    student: str
+    notebook: str
+    content_hash: str
+    run: RunRecord
+    items: list[Item] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)  # what the rubric measured, for reports
+    grader_error: bool = False  # the grader, not the notebook, failed: not kept as final
+
+    @property
+    def total(self) -> float:
+        return round(sum(i.score for i in self.items), 4)
+
+    @property
+    def max(self) -> float:
+        return round(sum(i.max for i in self.items), 4)
+
+    @classmethod
+    def failed(cls, student: str, notebook: str, content_hash: str, reason: str, *,
+               grader_error: bool = True) -> Result:
+        """A submission that could not be graded, with the reason for the TA. A grader error
+        is graded again on the next run."""
+        return cls(student, notebook, content_hash, RunRecord(Outcome.FAILED, reason),
+                   grader_error=grader_error)
+
+
+@dataclass
+class StoredResult:
+    """One student's current result for one notebook, as the gradebook keeps it: what the
+    report pages, the published site and the exports read."""
+
+    hw: str
+    key: str
+    student: str
+    notebook: str
+    content_hash: str
+    outcome: Outcome
+    reason: str
+    total: float
+    max: float
+    wall_seconds: float | None
+    device: str | None
+    record: dict[str, Any]          # the run record as stored (cells, limits, notes, environment)
+    graded_at: float
+    items: list[Item] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
