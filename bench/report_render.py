@@ -53,13 +53,13 @@ def main() -> None:
             print(f"graded 50 W4 submissions in {time.perf_counter() - started:.0f} s "
                   "(--jobs 2)")
         book = Gradebook(grades / "gradebook.sqlite")
-        rows = book.rows("W4")
+        rows = book.results("W4")
         pages.environment()
         times = []
         for row in rows:
             started = time.perf_counter()
-            section = pages.notebook_section(row, book.attachment(row["key"], "notebook"))
-            pages.student_page(row["student"], "W4", "W4", [section])
+            section = pages.notebook_section(row, book.attachment(row.key, "notebook"))
+            pages.student_page(row.student, "W4", "W4", [section])
             times.append(time.perf_counter() - started)
         started = time.perf_counter()
         done = publish(book, scratch / "site")

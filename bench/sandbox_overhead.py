@@ -122,10 +122,11 @@ def empty_assignment(folder: Path) -> assignments.Assignment:
 def renderer() -> Callable[[Result], str] | None:
     """The student page renderer, when the report package provides one."""
     try:
+        from grader.gradebook import as_stored
         from grader.report import render_student
     except ImportError:
         return None
-    return lambda result: render_student(result, "EMPTY")
+    return lambda result: render_student(as_stored(result, "EMPTY"), result.run.notebook)
 
 
 def graded_once(submission: intake.Submission, assignment: assignments.Assignment,

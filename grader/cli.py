@@ -18,10 +18,10 @@ import click
 
 from grader import __version__, assignments, data, exports, intake, scheduler
 from grader.errors import GraderError
-from grader.gradebook import Gradebook, GradebookError, clean_result, result_key
+from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
 from grader.intake import Submission
 from grader.judge.grade import failure_reason, grade
-from grader.results import Result
+from grader.results import Result, StoredResult
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 from grader.text import one_line
 
@@ -290,25 +290,26 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     if html_path is not None:
         from grader import report
 
-        html_path.write_text(report.render_student(result, assignment.name, assignment.title),
-                             encoding="utf-8")
+        page = report.render_student(as_stored(result, assignment.name), result.run.notebook,
+                                     assignment.title)
+        html_path.write_text(page, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(exports.as_json(result)))
         return
     click.echo(_line(result))
     for item in result.items:
         feedback = f"  {one_line(item.feedback, 1000)}" if item.feedback else ""
-        click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.name)}{feedback}")
+        click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.heading)}{feedback}")
     for note in result.run.notes:
         click.echo(f"  note: {one_line(note, 1000)}")
     if html_path is not None:
         click.echo(f"report: {html_path.resolve().as_uri()}")
 
 
-def _gradebook_rows(out: Path, hw: str | None) -> list[dict[str, object]]:
+def _gradebook_rows(out: Path, hw: str | None) -> list[StoredResult]:
     book = Gradebook(_gradebook_path(out))
     try:
-        return book.rows(assignments.find(hw).name if hw else None)
+        return book.results(assignments.find(hw).name if hw else None)
     finally:
         book.close()
 

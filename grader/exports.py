@@ -1,6 +1,7 @@
 """Exports of the gradebook: CSV for a TA, Gradescope results.json, Canvas grade import.
 
-A row is what `Gradebook.rows()` returns: one student's current result for one notebook.
+Each takes what `Gradebook.results()` returns: every student's current result for each notebook
+(`grader.results.StoredResult`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.results import Result
+from grader.results import Outcome, Result, StoredResult
 
 
 def as_json(result: Result) -> dict[str, Any]:
@@ -29,52 +30,51 @@ def as_json(result: Result) -> dict[str, Any]:
     }
 
 
-def write(fmt: str, rows: list[dict[str, Any]], out: Path) -> Path:
+def write(fmt: str, rows: list[StoredResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     return {"csv": _csv, "gradescope": _gradescope, "canvas": _canvas}[fmt](rows, out)
 
 
-def _csv(rows: list[dict[str, Any]], out: Path) -> Path:
+def _csv(rows: list[StoredResult], out: Path) -> Path:
     path = out / "gradebook.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["hw", "student", "notebook", "outcome", "total", "max", "item", "score",
                          "item_max", "feedback", "reason"])
         for row in rows:
-            base = [row["hw"], row["student"], row["notebook"], row["outcome"], row["total"],
-                    row["max"]]
-            for item in row["items"] or [None]:
+            base = [row.hw, row.student, row.notebook, str(row.outcome), row.total, row.max]
+            for item in row.items or [None]:
                 if item is None:
-                    writer.writerow([*base, "", "", "", "", row["reason"]])
+                    writer.writerow([*base, "", "", "", "", row.reason])
                 else:
-                    writer.writerow([*base, item["name"], item["score"], item["max"],
-                                     item["feedback"], row["reason"]])
+                    writer.writerow([*base, item.name, item.score, item.max, item.feedback,
+                                     row.reason])
     return path
 
 
-def _gradescope(rows: list[dict[str, Any]], out: Path) -> Path:
+def _gradescope(rows: list[StoredResult], out: Path) -> Path:
     folder = out / "gradescope"
     folder.mkdir(exist_ok=True)
     for row in rows:
-        tests = [{"name": i["name"], "score": i["score"], "max_score": i["max"],
-                  "output": i["feedback"],
-                  "visibility": "after_published" if i["hidden"] else "visible"}
-                 for i in row["items"]]
-        payload = {"score": row["total"], "tests": tests,
-                   "output": f"{row['outcome']}: {row['reason']}" if row["reason"] else ""}
-        name = f"{row['student']}_{row['notebook'].removesuffix('.ipynb')}.results.json"
+        tests = [{"name": i.heading, "score": i.score, "max_score": i.max,
+                  "output": i.feedback,
+                  "visibility": "after_published" if i.hidden else "visible"}
+                 for i in row.items]
+        payload = {"score": row.total, "tests": tests,
+                   "output": f"{row.outcome}: {row.reason}" if row.reason else ""}
+        name = f"{row.student}_{row.notebook.removesuffix('.ipynb')}.results.json"
         name = name.replace("/", "_")  # one file in the folder, whatever the name holds
         (folder / name).write_text(json.dumps(payload, indent=2))
     return folder
 
 
-def _canvas(rows: list[dict[str, Any]], out: Path) -> Path:
+def _canvas(rows: list[StoredResult], out: Path) -> Path:
     """One column per homework, the student's points summed over its notebooks."""
     totals: dict[str, dict[str, float]] = {}
     for row in rows:
-        totals.setdefault(row["student"], {}).setdefault(row["hw"], 0.0)
-        totals[row["student"]][row["hw"]] += row["total"]
-    homeworks = sorted({row["hw"] for row in rows})
+        totals.setdefault(row.student, {}).setdefault(row.hw, 0.0)
+        totals[row.student][row.hw] += row.total
+    homeworks = sorted({row.hw for row in rows})
     path = out / "canvas.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -85,24 +85,23 @@ def _canvas(rows: list[dict[str, Any]], out: Path) -> Path:
     return path
 
 
-def summary(rows: list[dict[str, Any]]) -> list[str]:
+def summary(rows: list[StoredResult]) -> list[str]:
     """The gradebook as text: scores, per-item pass rates, and what went wrong."""
     lines: list[str] = []
-    for notebook in sorted({(r["hw"], r["notebook"]) for r in rows}):
-        group = [r for r in rows if (r["hw"], r["notebook"]) == notebook]
+    for notebook in sorted({(r.hw, r.notebook) for r in rows}):
+        group = [r for r in rows if (r.hw, r.notebook) == notebook]
         lines.append(f"{notebook[0]} {notebook[1]}: {len(group)} submissions")
         for row in group:
-            lines.append(f"  {row['student']:<16} {row['total']:g}/{row['max']:g}  "
-                         f"{row['outcome']}")
+            lines.append(f"  {row.student:<16} {row.total:g}/{row.max:g}  {row.outcome}")
         passed: dict[str, list[bool]] = {}
         for row in group:
-            for item in row["items"]:
-                passed.setdefault(item["name"], []).append(item["score"] >= item["max"])
+            for item in row.items:
+                passed.setdefault(item.name, []).append(item.score >= item.max)
         for name, results in passed.items():
             lines.append(f"  item {name}: full marks {sum(results)} of {len(results)}")
-        for outcome in ("error", "timeout", "killed", "failed", "rejected"):
-            hit = [r["student"] for r in group if r["outcome"] == outcome]
+        for outcome in [o for o in Outcome if o != Outcome.COMPLETED]:
+            hit = [r.student for r in group if r.outcome == outcome]
             if hit:
                 lines.append(f"  {len(hit)} of {len(group)} {outcome}"
-                             f"{'ed' if outcome == 'error' else ''}: {', '.join(hit)}")
+                             f"{'ed' if outcome == Outcome.ERROR else ''}: {', '.join(hit)}")
     return lines

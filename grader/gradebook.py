@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.results import CellRecord, Item, Result, RunRecord
+from grader.results import CellRecord, Item, ItemStatus, Outcome, Result, RunRecord, StoredResult
 from grader.text import clean_text
 
-OUTCOMES = ("completed", "error", "timeout", "killed", "failed")
-STATUSES = ("passed", "partial", "failed", "error")
 NAME_CHARS = 300           # a student, notebook, rubric item or limit
 REASON_CHARS = 2_000       # a run's reason, a cell's error, a note
 FEEDBACK_CHARS = 5_000     # a rubric item's feedback
@@ -39,6 +37,10 @@ LIST_ITEMS = 10_000        # cells, items, notes of one run
 NOTEBOOK_CHARS = 64 << 20  # the executed notebook, as stored for the report
 EVIDENCE_BYTES = 16 << 20  # the rubric's evidence, as JSON
 JSON_DEPTH = 20
+RESULT_COLUMNS = ", ".join(f"r.{c}" for c in (
+    "key", "hw", "student", "notebook", "content_hash", "outcome", "reason", "total", "max",
+    "wall_seconds", "device", "record", "graded_at"))
+ITEM_COLUMNS = "key, position, name, score, max, feedback, hidden, status, title"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS items (
     feedback TEXT NOT NULL,
     hidden   INTEGER NOT NULL,
     status   TEXT NOT NULL,
+    title    TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (key, position)
 );
 CREATE TABLE IF NOT EXISTS attachments (
@@ -138,7 +141,8 @@ def _cell(cell: CellRecord) -> CellRecord:
 def _run(run: RunRecord) -> RunRecord:
     notebook = run.notebook if isinstance(run.notebook, str) else None
     return replace(
-        run, outcome=run.outcome if run.outcome in OUTCOMES else "failed",
+        run, outcome=Outcome.of(run.outcome) if run.outcome != Outcome.REJECTED
+        else Outcome.FAILED,
         reason=_text(run.reason, REASON_CHARS),
         cells=[_cell(c) for c in list(run.cells)[:LIST_ITEMS]],
         notebook=clean_text(notebook, NOTEBOOK_CHARS) if notebook is not None and
@@ -152,7 +156,7 @@ def _run(run: RunRecord) -> RunRecord:
 def _item(item: Item) -> Item:
     return Item(_text(item.name, NAME_CHARS), _number(item.score), _number(item.max),
                 _text(item.feedback, FEEDBACK_CHARS), item.hidden is True,
-                item.status if item.status in STATUSES else "error")
+                ItemStatus.of(item.status), _text(item.title, NAME_CHARS))
 
 
 def clean_environment(environment: Any) -> dict[str, Any]:
@@ -240,7 +244,15 @@ class Gradebook:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._add_item_titles()
         self.dropped = self._drop_shared_results()
+
+    def _add_item_titles(self) -> None:
+        """Gradebooks written before items had titles gain the column (empty titles: the
+        report shows the test's name made readable)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+        if "title" not in columns:
+            self.db.execute("ALTER TABLE items ADD COLUMN title TEXT NOT NULL DEFAULT ''")
 
     def _drop_shared_results(self) -> int:
         """Older gradebooks keyed a result by its content alone, so two students who handed in
@@ -293,9 +305,9 @@ class Gradebook:
                        (key, hw, result.student, result.notebook, result.content_hash,
                         run.outcome, run.reason, result.total, result.max, run.wall_seconds,
                         device, record, time.time()))
-            db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?)", [
+            db.executemany(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", [
                 (key, i, item.name, item.score, item.max, item.feedback, int(item.hidden),
-                 item.status) for i, item in enumerate(result.items)])
+                 str(item.status), item.title) for i, item in enumerate(result.items)])
             db.execute("DELETE FROM attachments WHERE key = ?", (key,))
             db.executemany("INSERT INTO attachments VALUES (?, ?, ?)", [
                 (key, name, zlib.compress(body.encode())) for name, body in (
@@ -327,29 +339,40 @@ class Gradebook:
         student, notebook = _text(student, NAME_CHARS), _text(notebook, NAME_CHARS)
         reason = _text(reason, REASON_CHARS)
         key = f"rejected:{hw}:{student}:{notebook}"
-        record = json.dumps({"outcome": "rejected", "reason": reason})
+        record = json.dumps({"outcome": Outcome.REJECTED, "reason": reason})
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (key, hw, student, notebook, "", "rejected", reason, 0.0, 0.0, None,
+                       (key, hw, student, notebook, "", Outcome.REJECTED, reason, 0.0, 0.0, None,
                         None, record, time.time()))
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
                        (hw, student, notebook, key))
 
-    def rows(self, hw: str | None = None) -> list[dict[str, Any]]:
-        """The current result of every student and notebook, with its items."""
-        query = ("SELECT r.* FROM latest l JOIN results r ON r.key = l.key"
+    def results(self, hw: str | None = None) -> list[StoredResult]:
+        """The current result of every student and notebook (of homework `hw`, or all), with
+        its items and evidence, ordered by homework, student and notebook."""
+        query = (f"SELECT {RESULT_COLUMNS} FROM latest l JOIN results r ON r.key = l.key"
                  + (" WHERE l.hw = ?" if hw else "") + " ORDER BY l.hw, l.student, l.notebook")
-        cursor = self.db.execute(query, (hw,) if hw else ())
-        columns = [c[0] for c in cursor.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        for row in rows:
-            items = self.db.execute("SELECT name, score, max, feedback, hidden, status FROM items"
-                                    " WHERE key = ? ORDER BY position", (row["key"],))
-            row["items"] = [dict(zip(("name", "score", "max", "feedback", "hidden", "status"),
-                                     item, strict=True)) for item in items]
-            evidence = self.attachment(row["key"], "evidence")
-            row["evidence"] = json.loads(evidence) if evidence else {}
-        return rows
+        return [self._stored(row) for row in self.db.execute(query, (hw,) if hw else ())]
 
-    def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    def _stored(self, row: tuple[Any, ...]) -> StoredResult:
+        (key, hw, student, notebook, content_hash, outcome, reason, total, top, wall, device,
+         record, graded_at) = row
+        items = [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title)
+                 for name, score, most, feedback, hidden, status, title in self.db.execute(
+                     "SELECT name, score, max, feedback, hidden, status, title FROM items"
+                     " WHERE key = ? ORDER BY position", (key,))]
+        evidence = self.attachment(key, "evidence")
+        return StoredResult(hw, key, student, notebook, content_hash, Outcome.of(outcome),
+                            reason, total, top, wall, device, json.loads(record or "{}"),
+                            graded_at, items, json.loads(evidence) if evidence else {})
+
+
+def as_stored(result: Result, hw: str, key: str = "") -> StoredResult:
+    """A fresh result as the gradebook would give it back (every value checked), for a page
+    drawn without a gradebook (`grade check --html`)."""
+    clean = clean_result(result)
+    return StoredResult(hw, key, clean.student, clean.notebook, clean.content_hash,
+                        Outcome.of(clean.run.outcome), clean.run.reason, clean.total,
+                        clean.max, clean.run.wall_seconds, device_of(clean),
+                        json.loads(run_record(clean)), time.time(), clean.items,
+                        json.loads(evidence_json(result.evidence)))

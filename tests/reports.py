@@ -14,8 +14,7 @@ import nbformat
 import numpy as np
 
 from grader.gradebook import Gradebook, result_key
-from grader.results import Item, Result, RunRecord
-from grader.sandbox.session import CellRecord
+from grader.results import CellRecord, Item, Result, RunRecord
 
 HOSTILE_HTML = ("<script>window.__pwned = 'html'; document.title = 'pwned'</script>"
                 "<img src=x onerror=\"window.__pwned = 'onerror'\">"

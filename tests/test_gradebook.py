@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grader import exports
 from grader.gradebook import Gradebook, clean_result, evidence_json, result_key
-from grader.results import CellRecord, Item, Result, RunRecord
+from grader.results import CellRecord, Item, ItemStatus, Outcome, Result, RunRecord
 
 
 def result(student: str, content_hash: str = "same-bytes", score: float = 3.0) -> Result:
@@ -27,8 +27,8 @@ def test_identical_files_of_two_students_are_two_results(tmp_path: Path):
     assert keys["alice"] != result_key("alice", "W5_Save_Model.ipynb", "same-bytes", "1", "d")
     for student, key in keys.items():
         book.store("W4", key, result(student))
-    rows = book.rows("W4")
-    assert [r["student"] for r in rows] == ["alice", "bob"]
+    rows = book.results("W4")
+    assert [r.student for r in rows] == ["alice", "bob"]
     exports.write("canvas", rows, tmp_path)
     canvas = (tmp_path / "canvas.csv").read_text().splitlines()
     assert canvas[1:] == ["alice,,,alice,,3", "bob,,,bob,,3"]
@@ -46,11 +46,11 @@ def test_an_older_gradebook_with_shared_keys_opens_and_is_regraded(tmp_path: Pat
 
     book = Gradebook(path)
     assert book.dropped == 1  # alice's pointer to bob's row
-    assert [r["student"] for r in book.rows("W4")] == ["bob", "carol"]  # never bob twice
+    assert [r.student for r in book.results("W4")] == ["bob", "carol"]  # never bob twice
     new_key = result_key("alice", "W4_Homework.ipynb", "same-bytes", "1", "d")
     assert not book.has(new_key)
     book.store("W4", new_key, result("alice"))
-    assert [r["student"] for r in book.rows("W4")] == ["alice", "bob", "carol"]
+    assert [r.student for r in book.results("W4")] == ["alice", "bob", "carol"]
     book.close()
     assert Gradebook(path).dropped == 0
 
@@ -70,19 +70,19 @@ def hostile() -> Result:
 def test_hostile_values_are_checked_before_they_are_stored(tmp_path: Path):
     book = Gradebook(tmp_path / "gradebook.sqlite")
     book.store("W4", "k", hostile())  # raised sqlite3 and UnicodeEncodeError before
-    (row,) = book.rows("W4")
-    assert row["student"] == "eve\ufffd" and row["outcome"] == "failed"
-    assert row["reason"].startswith("cell 1: ValueError: \ufffd")
-    assert len(row["reason"]) < 2_100 and "more characters left out" in row["reason"]
-    assert row["device"] == "cpu"  # a GPU "name" that is a list is no name
-    record = json.loads(row["record"])
+    (row,) = book.results("W4")
+    assert row.student == "eve\ufffd" and row.outcome == Outcome.FAILED
+    assert row.reason.startswith("cell 1: ValueError: \ufffd")
+    assert len(row.reason) < 2_100 and "more characters left out" in row.reason
+    assert row.device == "cpu"  # a GPU "name" that is a list is no name
+    record = row.record
     assert record["environment"] == {"torch": None, "gpu": None, "cuda": False,
                                      "peak_memory": None}
     assert record["cells"][0]["seconds"] == 0.0 and record["wall_seconds"] == 0.0
     assert record["notes"] == ["note \ufffd"] and record["peak_memory"] is None
-    assert row["items"][0]["name"] == "test_\ufffd" and row["items"][0]["score"] == 0.0
-    assert row["items"][0]["status"] == "error"
-    assert row["evidence"]["text"] == "\ufffd" and math.isnan(row["evidence"]["nan"])
+    assert row.items[0].name == "test_\ufffd" and row.items[0].score == 0.0
+    assert row.items[0].status is ItemStatus.ERROR
+    assert row.evidence["text"] == "\ufffd" and math.isnan(row.evidence["nan"])
     assert book.attachment("k", "notebook") == '{"cells": ["\U0001f600 \ufffd"]}'
     raw = sqlite3.connect(tmp_path / "gradebook.sqlite")
     for (text,) in raw.execute("SELECT reason || student || record FROM results"):

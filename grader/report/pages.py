@@ -3,7 +3,7 @@
 Every page is a single self-contained file (its stylesheet inline, plots as inline SVG or PNG
 data, MathML for formulas) with a Content-Security-Policy that allows no script and no fetch, so
 it opens offline from `file://` and a student's output can never run in the reader's browser.
-Pages are built from gradebook rows (see `Gradebook.rows`), never from a live run.
+Pages are built from stored results (`grader.results.StoredResult`), never from a live run.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import jinja2
 
 from grader.report import charts, sanitize
 from grader.report import notebook as nbview
+from grader.results import Item, Outcome, StoredResult
 
 PARAMETERS = ("dW1", "db1", "dW2", "db2")
-PROBLEM_OUTCOMES = ("error", "timeout", "killed", "failed", "rejected")
+PROBLEM_OUTCOMES = frozenset(Outcome) - {Outcome.COMPLETED}
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +60,7 @@ def _seconds(value: float | None) -> str:
 class NotebookSection:
     """One graded notebook on a student's page."""
 
-    row: dict[str, Any]
+    result: StoredResult
     record: dict[str, Any]
     cells: list[dict[str, Any]]
     tracebacks: list[dict[str, Any]]
@@ -69,7 +70,7 @@ class NotebookSection:
     @property
     def device(self) -> str:
         env = self.record.get("environment") or {}
-        return str(env.get("gpu") or ("CPU" if env else self.row.get("device") or "—"))
+        return str(env.get("gpu") or ("CPU" if env else self.result.device or "—"))
 
 
 def _gradient_table(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,24 +118,21 @@ def _target_latex(target: str) -> str:
                   target)
 
 
-def notebook_section(row: dict[str, Any], notebook_text: str | None) -> NotebookSection:
-    """One result of the gradebook, with its stored executed notebook, ready to draw."""
-    try:
-        record = json.loads(row.get("record") or "{}")
-    except ValueError:
-        record = {}
+def notebook_section(result: StoredResult, notebook_text: str | None) -> NotebookSection:
+    """One stored result, with its stored executed notebook, ready to draw."""
+    record = result.record if isinstance(result.record, dict) else {}
     nb = nbview.parse(notebook_text)
     return NotebookSection(
-        row=row, record=record, cells=nbview.timings(nb, record.get("cells") or []),
-        tracebacks=nbview.tracebacks(nb), evidence=_evidence_view(row.get("evidence") or {}),
+        result=result, record=record, cells=nbview.timings(nb, record.get("cells") or []),
+        tracebacks=nbview.tracebacks(nb), evidence=_evidence_view(result.evidence or {}),
         notebook_html=nbview.render(nb))
 
 
 def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookSection]) -> str:
     """A student's page for one homework: every notebook's score, why points were lost, and
     what the grader measured. Evidence the page cannot draw costs its drawings, not the page."""
-    total = sum(float(s.row["total"]) for s in sections)
-    top = sum(float(s.row["max"]) for s in sections)
+    total = sum(s.result.total for s in sections)
+    top = sum(s.result.max for s in sections)
     template = environment().get_template("student.html")
     try:
         return template.render(student=student, hw=hw, title=title, sections=sections,
@@ -155,15 +153,15 @@ def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookS
 class ClassStudent:
     name: str          # as shown (anonymised when asked)
     link: str          # the page's file name, relative to the class page
-    rows: list[dict[str, Any]]
+    results: list[StoredResult]
 
     @property
     def total(self) -> float:
-        return sum(float(r["total"]) for r in self.rows)
+        return sum(r.total for r in self.results)
 
     @property
     def max(self) -> float:
-        return sum(float(r["max"]) for r in self.rows)
+        return sum(r.max for r in self.results)
 
 
 @dataclass
@@ -177,30 +175,31 @@ class ClassView:
     max_gap: float = 0.02
 
 
-def _item_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_item: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        for item in row["items"]:
-            by_item[(row["notebook"], item["name"])].append(item)
+def _item_rates(results: list[StoredResult]) -> list[dict[str, Any]]:
+    by_item: dict[tuple[str, str], list[Item]] = defaultdict(list)
+    for result in results:
+        for item in result.items:
+            by_item[(result.notebook, item.name)].append(item)
     rates = []
     for (notebook, name), items in by_item.items():
-        full = sum(1 for i in items if i["max"] and i["score"] >= i["max"])
-        worth = sum(i["max"] for i in items)
-        rates.append({"notebook": notebook, "name": name, "count": len(items),
+        full = sum(1 for i in items if i.max and i.score >= i.max)
+        worth = sum(i.max for i in items)
+        rates.append({"notebook": notebook, "name": items[-1].heading, "test": name,
+                      "count": len(items),
                       "passed": full / len(items),
-                      "mean": sum(i["score"] for i in items) / worth if worth else None,
-                      "hidden": any(i["hidden"] for i in items)})
+                      "mean": sum(i.score for i in items) / worth if worth else None,
+                      "hidden": any(i.hidden for i in items)})
     return rates
 
 
 def _flags(view: ClassView) -> list[dict[str, str]]:
     flags = []
     for s in view.students:
-        for row in s.rows:
-            if row["outcome"] in PROBLEM_OUTCOMES:
-                flags.append({"student": s.name, "link": s.link, "kind": row["outcome"],
-                              "what": f"{row['notebook']}: {row['reason'] or row['outcome']}"})
-            accuracy = (row.get("evidence") or {}).get("accuracy") or {}
+        for result in s.results:
+            if result.outcome in PROBLEM_OUTCOMES:
+                flags.append({"student": s.name, "link": s.link, "kind": str(result.outcome),
+                              "what": f"{result.notebook}: {result.reason or result.outcome}"})
+            accuracy = (result.evidence or {}).get("accuracy") or {}
             gap = _gap(accuracy)
             if gap is not None and gap > view.max_gap:
                 flags.append({"student": s.name, "link": s.link, "kind": "gap",
@@ -222,10 +221,10 @@ def _gap(accuracy: dict[str, Any]) -> float | None:
 def _leaderboard(view: ClassView) -> list[dict[str, Any]]:
     board = []
     for s in view.students:
-        for row in s.rows:
-            accuracy = (row.get("evidence") or {}).get("accuracy")
+        for result in s.results:
+            accuracy = (result.evidence or {}).get("accuracy")
             if accuracy and accuracy.get("test") is not None:
-                board.append({"student": s.name, "link": s.link, "notebook": row["notebook"],
+                board.append({"student": s.name, "link": s.link, "notebook": result.notebook,
                               "test": float(accuracy["test"]),
                               "holdout": accuracy.get("holdout"), "gap": _gap(accuracy)})
     return sorted(board, key=lambda b: -b["test"])
@@ -233,13 +232,13 @@ def _leaderboard(view: ClassView) -> list[dict[str, Any]]:
 
 def class_page(view: ClassView) -> str:
     """The class at a glance: scores, item pass rates, accuracy, runtimes, and what to look at."""
-    rows = [r for s in view.students for r in s.rows]
+    results = [r for s in view.students for r in s.results]
     totals = [s.total for s in view.students]
     top = max((s.max for s in view.students), default=1.0) or 1.0
-    runtimes = [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
+    runtimes = [float(r.wall_seconds) for r in results if r.wall_seconds]
     outcomes: dict[str, int] = defaultdict(int)
-    for r in rows:
-        outcomes[r["outcome"]] += 1
+    for r in results:
+        outcomes[str(r.outcome)] += 1
     return environment().get_template("class.html").render(
         view=view, generated=time.time(), outcomes=dict(outcomes),
         histogram=charts.histogram(totals, 0, top, "total scores", bins=min(10, max(1, int(top))))
@@ -248,7 +247,7 @@ def class_page(view: ClassView) -> str:
         if runtimes else "",
         median_total=statistics.median(totals) if totals else None, top=top,
         median_runtime=statistics.median(runtimes) if runtimes else None,
-        rates=_item_rates(rows), leaderboard=_leaderboard(view), flags=_flags(view))
+        rates=_item_rates(results), leaderboard=_leaderboard(view), flags=_flags(view))
 
 
 def pair_page(hw: str, pair: Any, back: str) -> str:

@@ -26,6 +26,7 @@ from grader import assignments
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
 from grader.report import pages, similarity
+from grader.results import StoredResult
 
 STUDENT_DIR, TA_DIR = "s", "ta"
 MAX_PAIRS = 50  # per homework; more than that is a template or slide problem, not fifty cases
@@ -42,30 +43,30 @@ class Published:
 def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: bool = False,
             threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED) -> Published:
     """Write the site for HW (every homework in the gradebook when None) into OUT."""
-    rows = book.rows(hw)
-    if not rows:
+    results = book.results(hw)
+    if not results:
         raise GraderError(f"nothing to publish: the gradebook {book.path} has no results"
                           + (f" for {hw}" if hw else ""))
-    by_hw: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_hw[row["hw"]].append(row)
+    by_hw: dict[str, list[StoredResult]] = defaultdict(list)
+    for result in results:
+        by_hw[result.hw].append(result)
     (out / STUDENT_DIR).mkdir(parents=True, exist_ok=True)
     (out / TA_DIR).mkdir(parents=True, exist_ok=True)
     links, count, pair_count = [], 0, 0
-    for name, hw_rows in sorted(by_hw.items()):
+    for name, hw_results in sorted(by_hw.items()):
         found = _assignment(name, assignments_dir)
         title, folder = (found.title, found.folder) if found else (name, None)
-        students = _group(hw_rows)
+        students = _group(hw_results)
         shown = _names(students, anonymise)
         view = pages.ClassView(hw=name, title=title, students=[], max_gap=_max_gap(found))
-        notebooks = {r["key"]: book.attachment(r["key"], "notebook") for r in hw_rows}
-        for student, student_rows in students.items():
+        notebooks = {r.key: book.attachment(r.key, "notebook") for r in hw_results}
+        for student, own in students.items():
             token = book.token(name, student)
-            sections = [pages.notebook_section(r, notebooks[r["key"]]) for r in student_rows]
+            sections = [pages.notebook_section(r, notebooks[r.key]) for r in own]
             _write(out / STUDENT_DIR / f"{token}.html",
                    pages.student_page(student, name, title, sections))
             link = f"../{STUDENT_DIR}/{token}.html"
-            view.students.append(pages.ClassStudent(shown[student], link, student_rows))
+            view.students.append(pages.ClassStudent(shown[student], link, own))
             links.append((student, name, f"{STUDENT_DIR}/{token}.html"))
             count += 1
         pairs = _similar(notebooks, students, shown, folder, threshold)
@@ -96,10 +97,10 @@ def _max_gap(found: assignments.Assignment | None) -> float:
     return float(table.get("max_gap", 0.02))  # type: ignore[arg-type]
 
 
-def _group(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    students: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        students[row["student"]].append(row)
+def _group(results: Iterable[StoredResult]) -> dict[str, list[StoredResult]]:
+    students: dict[str, list[StoredResult]] = defaultdict(list)
+    for result in results:
+        students[result.student].append(result)
     return dict(sorted(students.items()))
 
 
@@ -109,21 +110,21 @@ def _names(students: dict[str, Any], anonymise: bool) -> dict[str, str]:
     return {s: f"student {k + 1:03d}" for k, s in enumerate(students)}
 
 
-def _similar(notebooks: dict[str, str | None], students: dict[str, list[dict[str, Any]]],
+def _similar(notebooks: dict[str, str | None], students: dict[str, list[StoredResult]],
              shown: dict[str, str], folder: Path | None,
              threshold: float) -> list[similarity.Pair]:
     """Similar pairs per notebook, from the notebooks as they were run (by result key)."""
     by_notebook: dict[str, dict[str, str]] = defaultdict(dict)
-    for student, rows in students.items():
-        for row in rows:
-            text = notebooks[row["key"]]
+    for student, own in students.items():
+        for result in own:
+            text = notebooks[result.key]
             if not text:
                 continue
-            template = folder / row["notebook"] if folder else None
+            template = folder / result.notebook if folder else None
             code = similarity.student_code(
                 io.StringIO(text), template if template and template.exists() else None)
             if code.strip():
-                by_notebook[row["notebook"]][shown[student]] = code
+                by_notebook[result.notebook][shown[student]] = code
     pairs = [p for codes in by_notebook.values()
              for p in similarity.similar_pairs(codes, threshold)]
     return sorted(pairs, key=lambda p: -p.score)
