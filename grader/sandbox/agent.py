@@ -1,7 +1,11 @@
 """The agent inside the sandbox: runs one notebook with nbclient, then answers the judge.
 
-It is started by `grader.sandbox.session` as `python agent.py` under bubblewrap, with this file
-and `protocol.py` mounted read-only beside each other and nothing else of the grader. Requests
+It is started by `grader.sandbox.session` as `python agent.py` under bubblewrap (or forked in
+by the warm start), with the files of `session.AGENT_FILES` mounted read-only beside each
+other and nothing else of the grader: this one, `protocol.py` (the wire format and the table
+of requests), `kernel_fork.py` (the warm start's kernel), and the two modules the kernel loads
+as modules of their own, `kernel_prelude.py` before the first cell and `kernel_probe.py` once
+the notebook has ended (no module's source is sent to the kernel as a code string). Requests
 arrive as JSON lines on stdin; replies leave on a dedicated pipe that only this process
 holds (its number comes in the first request). The agent makes itself non-dumpable first, so
 code running as the same user (the student's kernel) can neither ptrace it nor open its fds
@@ -12,7 +16,6 @@ Nothing here is trusted by the grader: every reply is validated on the other sid
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import ctypes
@@ -27,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import kernel_fork
+import kernel_probe
 import nbformat
 import protocol
 from jupyter_core.utils import run_sync
@@ -35,159 +40,48 @@ from nbclient.exceptions import DeadKernelError
 
 PR_SET_DUMPABLE = 4
 WORK = Path.cwd()  # set again in main(): a warm start imports this module elsewhere
-#: The kernel's side of every question, beside this file (as mounted in the sandbox, or in the
-#: grader's tree when unsandboxed); set again in main() for the same reason.
-KERNEL_PROBE = Path(sys.argv[0]).with_name("kernel_probe.py")
+#: The folder of this file and of the kernel's modules beside it (as mounted in the sandbox,
+#: or the grader's tree when unsandboxed); set again in main() for the same reason.
+AGENT_DIR = Path(sys.argv[0]).parent
 PROBE_DIR = Path("/tmp/.probe")
 #: Set by forkserver.py: start the kernel by forking this process (which has ipykernel and
 #: torch imported) instead of executing a fresh interpreter.
 FORK_KERNEL = False
 
-#: Run silently before the first cell: fair, repeatable seeds (a notebook's own seeds still win)
-#: course-era compatibility, and a cap on what print() can send. Placeholders are filled in.
-PRELUDE = """
-import sys as _tg_sys
-
-
-class _TgCapped:
-    \"\"\"Keeps the first {output_limit} characters a stream is given, then drops the rest.\"\"\"
-
-    def __init__(self, stream, limit):
-        self._stream, self._left, self._noted = stream, limit, False
-
-    def write(self, text):
-        text = str(text)
-        if self._left > 0:
-            self._stream.write(text[: self._left])
-        elif not self._noted:
-            self._noted = True
-            self._stream.write("\\n[output truncated]\\n")
-        self._left -= len(text)
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-_tg_sys.stdout = _TgCapped(_tg_sys.stdout, {output_limit})
-_tg_sys.stderr = _TgCapped(_tg_sys.stderr, {output_limit})
-import random as _tg_random
-_tg_random.seed({seed})
-try:
-    import numpy as _tg_np
-    _tg_np.random.seed({seed})
-except ImportError:
-    pass
-if {uses_torch}:
-    import torch as _tg_torch
-    _tg_torch.manual_seed({seed})
-    if {fallback} and not _tg_torch.cuda.is_available():
-        _tg_torch.Tensor.cuda = lambda self, *a, **k: self
-        _tg_torch.nn.Module.cuda = lambda self, *a, **k: self
-        _tg_torch.cuda.set_per_process_memory_fraction = lambda *a, **k: None
-        _tg_torch.cuda.synchronize = lambda *a, **k: None
-        _tg_torch.cuda.empty_cache = lambda *a, **k: None
-    del _tg_torch
-del _tg_random
-"""
-
-#: Waits for queued GPU work, so a cell's time includes the kernels it launched.
+#: Waits for queued GPU work, so a cell's time includes the kernels it launched. Complete in
+#: itself: the notebook may have removed any name the agent left in its namespace.
 CUDA_SYNC = """
 import sys as _tg_sys
 if "torch" in _tg_sys.modules and _tg_sys.modules["torch"].cuda.is_available():
     _tg_sys.modules["torch"].cuda.synchronize()
 """
 
-class ForkedKernel:
-    """The part of subprocess.Popen that jupyter_client's LocalProvisioner uses, for a kernel
-    that is a fork of this process."""
 
-    stdin = stdout = stderr = None
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            with contextlib.suppress(ChildProcessError):
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        end = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if end is not None and time.monotonic() > end:
-                raise TimeoutError(f"kernel {self.pid} still running")
-            time.sleep(0.01)
-        return self.returncode
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, signum)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
+def load_statement(path: Path, handle: str) -> str:
+    """Code that loads the kernel-side module at `path` (kernel_prelude.py, kernel_probe.py)
+    into the kernel as a module of its own, bound to `handle` in the notebook's namespace.
+    The kernel reads the file itself: the path is data, and no module source travels as a
+    code string."""
+    return (f"import importlib.util as _tg_util\n"
+            f"_tg_spec = _tg_util.spec_from_file_location({'torchgrade_' + path.stem!r}, "
+            f"{str(path)!r})\n"
+            f"{handle} = _tg_util.module_from_spec(_tg_spec)\n"
+            f"_tg_spec.loader.exec_module({handle})\n"
+            "del _tg_util, _tg_spec\n")
 
 
-def fork_kernel(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
-                **_: Any) -> ForkedKernel:
-    """Start an IPython kernel as a fork of this process: what a fresh `python -m
-    ipykernel_launcher -f FILE` would do, without importing everything again. The child
-    keeps none of the agent's descriptors (it could otherwise write on the grader's channel)
-    and is dumpable again, as an executed process would be."""
-    arguments = cmd[cmd.index("-f"):]  # -f FILE and nbclient's extra arguments
-    pid = os.fork()
-    if pid:
-        end = time.monotonic() + 5  # the provisioner reads its process group next
-        with contextlib.suppress(OSError):
-            while os.getpgid(pid) != pid and time.monotonic() < end:
-                time.sleep(0.001)
-        return ForkedKernel(pid)
-    try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.closerange(3, 1 << 16)
-        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
-        os.environ.clear()
-        os.environ.update(env or {})
-        if cwd:
-            os.chdir(cwd)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        from setproctitle import setproctitle  # only a warm start gets here
+def prelude_statement(path: Path, settings: dict[str, Any]) -> str:
+    """Code that loads kernel_prelude.py and starts it with these settings, passed as JSON
+    text, and leaves no name behind in the notebook's namespace."""
+    return (load_statement(path, "_tg_prelude")
+            + f"_tg_prelude.start(__import__('json').loads({json.dumps(settings)!r}))\n"
+            "del _tg_prelude")
 
-        setproctitle(" ".join([sys.executable, "-m", "ipykernel_launcher", *arguments]))
-        # what `python -m ipykernel_launcher -f FILE ...` leaves in sys.argv (a "-m" there
-        # would be read by IPython as a module to run), and its import path (no agent folder)
-        import ipykernel
 
-        launcher = Path(ipykernel.__file__).parent.parent / "ipykernel_launcher.py"
-        agent_dir = str(Path(sys.argv[0]).parent)
-        sys.path[:] = [p for p in sys.path if p != agent_dir]
-        sys.argv = [str(launcher), *arguments]
-        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-        # the agent forked from inside its running event loop; the kernel needs its own
-        asyncio.events._set_running_loop(None)
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        from ipykernel import kernelapp
-
-        kernelapp.launch_new_instance()
-    except SystemExit:
-        pass
-    except BaseException:  # noqa: BLE001  the stderr log is what a TA reads
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    raise AssertionError("unreachable")
+def answer_statement(request: dict[str, Any], folder: Path) -> str:
+    """Code that has the kernel_probe module loaded after the notebook answer one request,
+    passed as JSON text; the answer is left in `folder` (kernel_probe.answer)."""
+    return f"_tg_kernel.answer({json.dumps(request)!r}, {str(folder)!r}, globals())"
 
 
 class CappedClient(NotebookClient):
@@ -261,15 +155,17 @@ class Agent:
         if FORK_KERNEL:
             from jupyter_client.provisioning import local_provisioner
 
-            local_provisioner.launch_kernel = fork_kernel
+            local_provisioner.launch_kernel = kernel_fork.fork_kernel
         deadline = time.monotonic() + cfg["notebook_timeout"]
         cells: list[dict[str, Any]] = []
         source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         with self.client.setup_kernel(env=self.kernel_env()):
             self.alive = True
-            prelude = self.run_silently(PRELUDE.format(
-                seed=int(cfg["seed"]), uses_torch="torch" in source,
-                fallback=bool(cfg.get("cpu_fallback")), output_limit=int(cfg["output_limit"])),
+            settings = {"seed": int(cfg["seed"]), "uses_torch": "torch" in source,
+                        "cpu_fallback": bool(cfg.get("cpu_fallback")),
+                        "output_limit": int(cfg["output_limit"])}
+            prelude = self.run_silently(
+                prelude_statement(AGENT_DIR / "kernel_prelude.py", settings),
                 user_expressions={"threads": "sorted(__import__('sys')._current_frames())"})
             own_threads = expression_value(prelude, "threads")
             for index, cell in enumerate(nb.cells):
@@ -342,17 +238,13 @@ class Agent:
         kernel = self.kernel_pid()
         if kernel is not None:
             kill_processes(kernel, everything_else=bool(self.config.get("sandboxed", True)))
-        source = KERNEL_PROBE.read_text(encoding="utf-8")
-        loaded = self.run_silently(
-            "import types as _tg_types\n"
-            "_tg_kernel = _tg_types.ModuleType('torchgrade_probe')\n"
-            f"exec(compile({source!r}, {str(KERNEL_PROBE)!r}, 'exec'), _tg_kernel.__dict__)\n"
-            "del _tg_types", timeout=60)
+        loaded = self.run_silently(load_statement(AGENT_DIR / "kernel_probe.py", "_tg_kernel"),
+                                   timeout=60)
         if loaded.get("status") != "ok":
             self.alive = False
             self.death = "the kernel could not be asked questions after the notebook ended"
             return
-        self.answer({"op": "freeze", "own_threads": own_threads, "timeout": 30})
+        self.answer({"op": protocol.FREEZE.name, "own_threads": own_threads}, internal=True)
 
     def kernel_pid(self) -> int | None:
         km = self.client.km if self.client is not None else None
@@ -387,7 +279,7 @@ class Agent:
             except protocol.ProtocolError as exc:
                 self.reply({"ok": False, "error": "ProtocolError", "message": str(exc)})
                 continue
-            if request.get("op") == "close":
+            if request.get("op") == protocol.CLOSE.name:
                 self.end()
                 return  # the kernel's process group was not known: nbclient shuts it down
             self.reply(self.answer(request))
@@ -406,11 +298,26 @@ class Agent:
         sys.stderr.flush()
         os._exit(0)
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("op") == "file":
+    def answer(self, request: dict[str, Any], internal: bool = False) -> dict[str, Any]:
+        """The reply to one request, dispatched by protocol.OPERATIONS: the agent answers
+        what it can see itself, the kernel (kernel_probe) everything else. A request the
+        table does not allow is refused there, before anything runs."""
+        try:
+            op = protocol.operation(request.get("op"), internal)
+            protocol.check_request(op, request)
+        except protocol.ProtocolError as exc:
+            return {"ok": False, "error": "ProtocolError", "message": str(exc)}
+        if op is protocol.FILE:
             return self.read_file(request)
-        if request.get("op") == "files":
+        if op is protocol.FILES:
             return {"ok": True, "files": list_files(WORK, set(self.config["data_roots"]))}
+        if not op.kernel:
+            return {"ok": False, "error": "ProtocolError", "message": f"{op.name} is not asked"}
+        return self.ask_kernel(op, request)
+
+    def ask_kernel(self, op: protocol.Operation, request: dict[str, Any]) -> dict[str, Any]:
+        """Have kernel_probe answer a request: its arrays as .npy files in a fresh folder,
+        the answer's arrays read back from the files it names."""
         shutil.rmtree(PROBE_DIR, ignore_errors=True)
         PROBE_DIR.mkdir(parents=True)
         inputs = []
@@ -419,19 +326,15 @@ class Agent:
             path.write_bytes(base64.b64decode(packed))
             inputs.append(str(path))
         request["inputs"] = inputs
-        encoded = json.dumps(json.dumps(request))
-        code = (f"_tg_answer = _tg_kernel.probe(__import__('json').loads({encoded}),"
-                f" {str(PROBE_DIR)!r}, globals())\n"
-                f"open({str(PROBE_DIR / 'answer.json')!r}, 'w').write("
-                f"__import__('json').dumps(_tg_answer))\ndel _tg_answer")
         try:
-            content = self.run_silently(code, timeout=float(request.get("timeout", 300)))
+            content = self.run_silently(answer_statement(request, PROBE_DIR),
+                                        timeout=float(request.get("timeout", op.timeout)))
         except TimeoutError as exc:
             return {"ok": False, "error": "TimeoutError", "message": str(exc)}
         if content.get("status") != "ok":
             return {"ok": False, "error": content.get("ename", "Error"),
                     "message": str(content.get("evalue", ""))[:2000]}
-        answer = json.loads((PROBE_DIR / "answer.json").read_text())
+        answer = json.loads((PROBE_DIR / kernel_probe.ANSWER).read_text())
         if "outputs" in answer:
             answer["outputs"] = [base64.b64encode(Path(p).read_bytes()).decode("ascii")
                                  for p in answer["outputs"]]
@@ -530,9 +433,9 @@ def copy_fonts(folder: str | None) -> None:
 
 
 def main() -> int:
-    global WORK, KERNEL_PROBE
+    global WORK, AGENT_DIR
     WORK = Path.cwd()
-    KERNEL_PROBE = Path(sys.argv[0]).with_name("kernel_probe.py")
+    AGENT_DIR = Path(sys.argv[0]).parent
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         return 70

@@ -1,7 +1,7 @@
 """The bubblewrap command line: what a sandboxed notebook can see, and as whom it runs.
 
 Everything is hidden unless listed here (an allowlist, never `--ro-bind / /` with masks): the
-system's /usr, the Python interpreter and its environment, the agent's two files, matplotlib's
+system's /usr, the Python interpreter and its environment, the agent's files, matplotlib's
 font list as the grader built it, the handed-in files, and the public MNIST view. The grader's
 source tree, the assignments' hidden tests and solutions, the gradebook, the output folder and
 the private hold-out are simply not there.

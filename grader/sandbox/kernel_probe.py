@@ -1,11 +1,11 @@
 """The kernel's side of every question the judge asks: runs inside the student's kernel.
 
-The agent reads this file and executes it in a module of its own inside the kernel (never in
-the notebook's namespace, so no name here can clash with a student's), then calls `probe()`
-once per question with the decoded request, a folder for the arrays and the notebook's
-namespace. Inputs arrive as `.npy` files the agent wrote; outputs leave as `.npy` files the
-agent reads, all with `allow_pickle=False`. Nothing here is trusted by the grader: every answer
-is validated on the other side, and accuracy is never computed here.
+The agent loads this file as a module of its own inside the kernel (never into the notebook's
+namespace, so no name here can clash with a student's), then calls `answer()` once per
+question with the request as JSON text, a folder for the arrays and the notebook's namespace.
+Inputs arrive as `.npy` files the agent wrote; outputs leave as `.npy` files the agent reads,
+all with `allow_pickle=False`. Nothing here is trusted by the grader: every answer is
+validated on the other side, and accuracy is never computed here.
 
 Before the first question the agent calls `freeze()`: the notebook has ended, so nothing of it
 may go on working while it is being asked about (a thread that keeps training, a timer, a
@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+#: The file an answer is left in, in the question's folder.
+ANSWER = "answer.json"
 
 
 class Frozen(BaseException):
@@ -364,31 +369,57 @@ def environment() -> dict[str, Any]:
     return {"torch": str(torch.__version__)}
 
 
-def probe(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
-    """Answer one question; `scope` is the notebook's namespace."""
-    op = request["op"]
-    if op == "call":
-        return call(request, folder, scope)
-    if op == "value":
-        return {"outputs": save([scope[request["name"]]], folder)}
-    if op == "env":
-        return environment()
-    if op == "freeze":
-        return freeze([int(i) for i in request.get("own_threads", [])])
+def value(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
+    return {"outputs": save([scope[request["name"]]], folder)}
+
+
+def modules(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    if op == "modules":
-        x = torch.rand(*request["shape"])
-        return {"modules": [describe(name, module, x)
-                            for name, module in modules_of(scope).items()]}
-    if op == "forward":
-        (x,) = arguments(request)
-        module = modules_of(scope)[request["name"]]
-        return {"outputs": save([forward(module, x, request.get("batch", 500))], folder)}
-    if op == "load":
-        (x,) = arguments(request)
-        loaded = target({"file": request["file"]}, scope)
-        return {"outputs": save([forward(loaded, x, request.get("batch", 500))], folder)}
-    if op == "layers":
-        return layers(request, folder, scope)
-    raise ValueError(f"unknown probe {op!r}")
+    x = torch.rand(*request["shape"])
+    return {"modules": [describe(name, module, x) for name, module in modules_of(scope).items()]}
+
+
+def forward_named(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
+    (x,) = arguments(request)
+    module = modules_of(scope)[request["name"]]
+    return {"outputs": save([forward(module, x, request.get("batch", 500))], folder)}
+
+
+def load_and_forward(request: dict[str, Any], folder: str,
+                     scope: dict[str, Any]) -> dict[str, Any]:
+    (x,) = arguments(request)
+    loaded = target({"file": request["file"]}, scope)
+    return {"outputs": save([forward(loaded, x, request.get("batch", 500))], folder)}
+
+
+def env(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
+    return environment()
+
+
+def freeze_leftovers(request: dict[str, Any], folder: str,
+                     scope: dict[str, Any]) -> dict[str, Any]:
+    return freeze([int(i) for i in request.get("own_threads", [])])
+
+
+#: The answer to each question the kernel is asked (the agent refuses any other before it
+#: gets here: see protocol.OPERATIONS).
+HANDLERS: dict[str, Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]] = {
+    "call": call, "value": value, "modules": modules, "forward": forward_named,
+    "load": load_and_forward, "env": env, "layers": layers, "freeze": freeze_leftovers}
+
+
+def probe(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """Answer one question; `scope` is the notebook's namespace."""
+    handler = HANDLERS.get(request["op"])
+    if handler is None:
+        raise ValueError(f"unknown probe {request['op']!r}")
+    return handler(request, folder, scope)
+
+
+def answer(request: str, folder: str, scope: dict[str, Any]) -> None:
+    """Answer one question given as JSON text (data, never code) and leave the answer as
+    `answer.json` in `folder`, where the agent reads it."""
+    found = probe(json.loads(request), folder, scope)
+    with open(os.path.join(folder, ANSWER), "w", encoding="utf-8") as handle:
+        json.dump(found, handle)

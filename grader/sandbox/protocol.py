@@ -12,6 +12,8 @@ import base64
 import io
 import json
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,3 +94,123 @@ def valid_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {valid_text(k): valid_text(v) for k, v in value.items()}
     return value
+
+
+# ------------------------------------------------------------------ the questions
+
+#: What a request may carry besides its own fields: its name, its arrays and how long it may
+#: take (the client sets it; the agent falls back to the operation's default).
+COMMON_FIELDS = frozenset({"op", "arrays", "timeout"})
+#: The most arrays an answer may carry.
+MAX_OUTPUTS = 64
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One kind of request, as both sides know it: the grader builds and checks requests and
+    answers from it, the agent dispatches by it, and anything not in `OPERATIONS` is refused.
+
+    `fields` are the request's own fields and their JSON types (`required` must be there);
+    `arrays` is how many arrays it sends (None: any number); `outputs` how many arrays its
+    answer carries ("none", "one", "many"); `answer` the answer's fields the grader checks by
+    type; `kernel` whether the student's kernel answers (kernel_probe.py) or the agent itself;
+    `internal` whether only the agent may ask it; `timeout` its default limit in seconds;
+    `described` the question in a TA's words."""
+
+    name: str
+    fields: Mapping[str, type | tuple[type, ...]] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+    arrays: int | None = 0
+    outputs: str = "none"
+    answer: Mapping[str, type | tuple[type, ...]] = field(default_factory=dict)
+    kernel: bool = True
+    internal: bool = False
+    timeout: float = 120
+    described: str = ""
+
+
+CALL = Operation("call", {"name": str, "torch": bool, "no_grad": bool}, frozenset({"name"}),
+                 arrays=None, outputs="many", described="calling")
+VALUE = Operation("value", {"name": str}, frozenset({"name"}), outputs="one", timeout=60,
+                  described="reading")
+MODULES = Operation("modules", {"shape": list}, frozenset({"shape"}),
+                    answer={"modules": list}, described="listing the models")
+FORWARD = Operation("forward", {"name": str, "batch": int}, frozenset({"name"}), arrays=1,
+                    outputs="one", timeout=600, described="running the model")
+LOAD = Operation("load", {"file": str, "batch": int}, frozenset({"file"}), arrays=1,
+                 outputs="one", timeout=600, described="loading and running")
+ENV = Operation("env", timeout=60, described="asking for the torch version")
+LAYERS = Operation("layers", {"name": str, "file": str, "seed": int}, arrays=1,
+                   outputs="many", described="checking the layers of")
+FILES = Operation("files", answer={"files": list}, kernel=False, timeout=60,
+                  described="listing the files")
+FILE = Operation("file", {"name": str, "max_bytes": int}, frozenset({"name"}),
+                 answer={"data": str}, kernel=False, timeout=60, described="reading the file")
+FREEZE = Operation("freeze", {"own_threads": list}, internal=True, timeout=30,
+                   described="stopping what the notebook left running")
+CLOSE = Operation("close", kernel=False, timeout=2, described="ending the run")
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    CALL, VALUE, MODULES, FORWARD, LOAD, ENV, LAYERS, FILES, FILE, FREEZE, CLOSE)}
+
+
+def operation(name: Any, internal: bool = False) -> Operation:
+    """The operation called `name`; a ProtocolError for any other, or for one only the agent
+    may ask when `internal` is False. The one place where an unknown request is refused."""
+    found = OPERATIONS.get(name) if isinstance(name, str) else None
+    if found is None or (found.internal and not internal):
+        raise ProtocolError(f"unknown request {str(name)[:100]!r}")
+    return found
+
+
+def request(name: str, arrays: Sequence[Any] = (), /, *, internal: bool = False,
+            **fields: Any) -> dict[str, Any]:
+    """A request for the operation `name` (its fields may include one called "name"), its
+    fields and arrays checked against the table and the arrays packed; a ProtocolError for a
+    request the table does not allow, before anything is sent."""
+    op = operation(name, internal)
+    check_request(op, {**fields, "arrays": list(arrays)})
+    message: dict[str, Any] = {**fields, "op": op.name}
+    if arrays:
+        message["arrays"] = [pack_array(a) for a in arrays]
+    return message
+
+
+def check_request(op: Operation, message: Mapping[str, Any]) -> None:
+    """That `message` holds only the fields `op` takes, of their types, its required ones and
+    as many arrays as it sends."""
+    extra = set(message) - set(op.fields) - COMMON_FIELDS
+    if extra:
+        raise ProtocolError(f"{op.name} takes no field {sorted(extra)[0]!r}")
+    missing = op.required - set(message)
+    if missing:
+        raise ProtocolError(f"{op.name} needs the field {sorted(missing)[0]!r}")
+    for key, kind in op.fields.items():
+        if key in message and not isinstance(message[key], kind):
+            raise ProtocolError(f"{op.name}: field {key!r} of the wrong type")
+    arrays = message.get("arrays", [])
+    if not isinstance(arrays, list):
+        raise ProtocolError(f"{op.name}: arrays must be a list")
+    if op.arrays is not None and len(arrays) != op.arrays:
+        raise ProtocolError(f"{op.name} sends {op.arrays} arrays, not {len(arrays)}")
+
+
+def check_answer(op: Operation, answer: Mapping[str, Any]) -> list[np.ndarray]:
+    """The arrays of a successful answer to `op`, every field the table names checked by its
+    type and every array unpacked (see unpack_array); a ProtocolError for anything else."""
+    for key, kind in op.answer.items():
+        if not isinstance(answer.get(key), kind):
+            raise ProtocolError(f"the answer's {key!r} is not a {_type_name(kind)}")
+    if op.outputs == "none":
+        return []
+    outputs = answer.get("outputs")
+    if not isinstance(outputs, list) or len(outputs) > MAX_OUTPUTS:
+        raise ProtocolError("no list of outputs")
+    if op.outputs == "one" and len(outputs) != 1:
+        raise ProtocolError(f"expected one output, got {len(outputs)}")
+    return [unpack_array(o) for o in outputs]
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)

@@ -1,13 +1,15 @@
-"""The trusted side of a sandboxed run: start it, wait for the notebook, ask questions, end it.
+"""The trusted side of a sandboxed run: start it, wait for the notebook, end it.
 
     sandbox = Sandbox(SandboxConfig(data_view=data.public_view()))
     with sandbox.open(folder, "W4_Homework.ipynb") as run:
         record = run.execute()                       # what happened, cell by cell
         dW1, db1, dW2, db2 = run.call("gradients", X, Y, W1, b1, W2, b2)
 
-Every answer crosses one pipe as size-capped JSON with `.npy` arrays (no pickles) and is checked
-here before anyone uses it. When the run ends, for whatever reason, every process it started is
-killed and its cgroup removed.
+The launcher: it stages the submission, builds the sandbox (bubblewrap, cold or warm), hands
+the agent its settings, reads the run's record, and when the run ends, for whatever reason,
+kills every process it started and removes its cgroup. The questions asked after the notebook
+(call, modules, forward, ...) are probes.py's; both cross one pipe as size-capped JSON with
+`.npy` arrays (no pickles), checked here before anyone uses them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,17 @@ import numpy as np
 from grader.errors import GraderError
 from grader.results import CellRecord, Outcome, RunRecord
 from grader.sandbox import bwrap, caches, limits, protocol, seccomp, user, warm
+from grader.sandbox.config import SandboxConfig
 from grader.sandbox.forkserver import CHANNEL_FD
+from grader.sandbox.probes import ProbeClient, ProbeError
 
+#: What the sandbox holds of the grader, read-only at bwrap.AGENT_DIR: the agent (first: a cold
+#: start runs it), the wire format, the warm start's kernel, and the two modules the kernel
+#: loads (before the first cell; once the notebook has ended). forkserver.py imports the agent
+#: and, through it, the others.
 AGENT_FILES = [Path(__file__).with_name(name)
-               for name in ("agent.py", "protocol.py", "kernel_probe.py")]
+               for name in ("agent.py", "protocol.py", "kernel_fork.py", "kernel_prelude.py",
+                            "kernel_probe.py")]
 STARTUP_GRACE_S = 90  # kernel start and imports, on top of the notebook's own limit
 STDERR_KEPT = 16 << 10  # the tail of the sandbox's own stderr kept for a TA's error message
 
@@ -47,39 +55,6 @@ class SandboxError(GraderError):
     """The sandbox could not be set up (a TA's machine problem, not a student's)."""
 
     exit_code = 4
-
-
-class ProbeError(GraderError):
-    """A question to the sandbox got no valid answer: the student's code raised, timed out,
-    or answered something malformed. Recorded for that submission only."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    data_view: Path | None = None
-    resources: limits.ResourceLimits = limits.ResourceLimits()
-    cell_seconds: int = 600
-    notebook_seconds: int = 1800
-    output_limit: int = 2 << 20    # bytes of cell output kept for the report
-    seed: int = 0
-    sandboxed: bool = True         # False: resource limits only (`--no-sandbox`, laptops)
-    gpus: tuple[int, ...] = ()
-    cpu_fallback: bool = False
-    warm: bool = True              # bring in an agent forked from a warm one (forkserver.py)
-    #: Seconds for every question asked after the notebook ended, all together (default:
-    #: half the notebook's limit, from 30 s to 10 min): one deadline, start-up grace +
-    #: notebook_seconds + these, bounds a submission's whole grading.
-    probe_seconds: int | None = None
-
-    @property
-    def question_seconds(self) -> int:
-        if self.probe_seconds is not None:
-            return self.probe_seconds
-        return min(600, max(30, self.notebook_seconds // 2))
 
 
 class Sandbox:
@@ -103,7 +78,11 @@ def sandbox_identity() -> user.Identity:
         raise SandboxError(str(exc)) from None
 
 
-class Session:
+class Session(ProbeClient):
+    """One notebook's run in its own sandbox: started on entering, ended (every process
+    killed, the cgroup and staging folder removed) on leaving; `execute()` waits for the
+    notebook, and the question methods come from ProbeClient (probes.py)."""
+
     def __init__(self, config: SandboxConfig, submission: Path, notebook: str,
                  identity: user.Identity | None = None) -> None:
         self.config = config
@@ -422,131 +401,10 @@ class Session:
         if self.proc is not None:
             _kill_group(self.proc.pid)
 
-    # ------------------------------------------------------------------ probes
+    # ------------------------------------------------------------------ the channel
 
-    def call(self, name: str, *arrays: Any, torch: bool = True, no_grad: bool = False,
-             timeout: float = 120) -> list[np.ndarray]:
-        """Call the notebook's function `name` with these arrays (as torch tensors unless
-        torch=False, under torch.no_grad() if no_grad; a 0-d array arrives as a Python number);
-        return what it returned, as arrays."""
-        return self._outputs(self._ask({"op": "call", "name": name, "torch": torch,
-                                        "no_grad": no_grad,
-                                        "arrays": [protocol.pack_array(a) for a in arrays]},
-                                       timeout))
-
-    def value(self, name: str, timeout: float = 60) -> np.ndarray:
-        """A variable of the notebook (a tensor, an array or a number), as an array."""
-        return self._single(self._ask({"op": "value", "name": name}, timeout))
-
-    def modules(self, shape: tuple[int, ...] = (2, 1, 28, 28),
-                timeout: float = 120) -> list[dict[str, Any]]:
-        """Every nn.Module in the notebook's namespace, with its output shape on a random
-        input of `shape` (or the error it raised), the layer types it contains (`layers`) and
-        those its forward pass actually ran (`used_layers`)."""
-        found = self._ask({"op": "modules", "shape": list(shape)}, timeout).get("modules")
-        if not isinstance(found, list) or not all(isinstance(m, dict) for m in found):
-            raise ProbeError("malformed module list", "malformed")
-        return found
-
-    def forward(self, name: str, x: np.ndarray | protocol.Packed,
-                timeout: float = 600) -> np.ndarray:
-        """Run the module `name` in eval mode on a batch; its outputs as one array."""
-        return self._single(self._ask({"op": "forward", "name": name,
-                                       "arrays": [protocol.pack_array(x)]}, timeout))
-
-    def load_and_forward(self, file: str, x: np.ndarray | protocol.Packed,
-                         timeout: float = 600) -> np.ndarray:
-        """Unpickle a whole saved model from the work folder (inside the sandbox: the pickle
-        may run code) and run it on a batch."""
-        return self._single(self._ask({"op": "load", "file": file,
-                                       "arrays": [protocol.pack_array(x)]}, timeout))
-
-    def environment(self, timeout: float = 60) -> dict[str, Any]:
-        """Where this run ran, as the grader set it up: the GPU it was given (by name, from
-        nvidia-smi outside the sandbox) or None for the CPU; and the torch version the
-        notebook imported (None if it never did), the only thing here the kernel says."""
-        answer = self._ask({"op": "env"}, timeout)
-        version = answer.get("torch")
-        gpu = gpu_name(self.config.gpus[0]) if self.config.gpus else None
-        return {"torch": version[:40] if isinstance(version, str) else None,
-                "cuda": bool(self.config.gpus), "gpu": gpu}
-
-    def files(self, timeout: float = 60) -> dict[str, int]:
-        """The files the notebook left in its work folder, with their sizes."""
-        listing = self._ask({"op": "files"}, timeout).get("files")
-        if not isinstance(listing, list) or not all(
-                isinstance(f, list) and len(f) == 2 for f in listing):
-            raise ProbeError("malformed file list", "malformed")
-        return {str(name): int(size) for name, size in listing}
-
-    def read_file(self, name: str, max_bytes: int = 16 << 20, timeout: float = 60) -> bytes:
-        """The bytes of a file the notebook left in its work folder (at most max_bytes)."""
-        answer = self._ask({"op": "file", "name": name, "max_bytes": max_bytes}, timeout)
-        data = answer.get("data")
-        if not isinstance(data, str) or len(data) > (max_bytes * 4) // 3 + 8:
-            raise ProbeError(f"malformed contents for {name}", "malformed")
-        return base64.b64decode(data)
-
-    def ask(self, op: str, *arrays: Any, timeout: float = 120,
-            **fields: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
-        """Any question kernel_probe.probe() answers, for a judge that needs one without a
-        method here: the answer's other fields and its arrays, both still to be checked."""
-        answer = self._ask({**fields, "op": op,
-                            "arrays": [protocol.pack_array(a) for a in arrays]}, timeout)
-        outputs = self._outputs(answer) if "outputs" in answer else []
-        return {k: v for k, v in answer.items() if k not in ("ok", "outputs")}, outputs
-
-    def _ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        if self.record is None:
-            raise ProbeError("execute() the notebook before asking about it", "closed")
-        if self.proc is None or self.proc.poll() is not None or self.reader is None:
-            raise ProbeError("the sandbox has ended; nothing more can be asked", "closed")
-        what = _question(request)
-        left = self.deadline - time.monotonic()
-        if left <= 1:
-            self._kill()
-            raise ProbeError(f"{what}: not asked, the submission's time was used up "
-                             f"(its notebook limit and {self.config.question_seconds} s of "
-                             "questions)", "timeout")
-        timeout = min(timeout, left - 1)
-        request["timeout"] = timeout
-        try:
-            self._send(request)
-            answer = self._receive(min(time.monotonic() + timeout + 5, self.deadline))
-        except TimeoutError:
-            raise self._ran_out(what, timeout) from None
-        except OSError as exc:
-            raise ProbeError(f"the sandbox has ended ({exc})", "closed") from None
-        if answer.get("ok") is not True:
-            error = str(answer.get("error", "Error"))[:200]
-            if error == "TimeoutError":
-                raise self._ran_out(what, timeout)
-            raise ProbeError(f"{error}: {str(answer.get('message', ''))[:1000]}", "raised")
-        return answer
-
-    def _ran_out(self, what: str, timeout: float) -> ProbeError:
-        """A question that got no answer in time ends the run (the kernel may be stuck in
-        the student's code); the run's record says which question it was, for the report."""
-        self._kill()
-        message = f"{what}: no answer within {timeout:.0f} s; the run was ended"
-        if self.record is not None:
-            self.record.notes.append(f"time ran out {message}")
-        return ProbeError(message, "timeout")
-
-    def _outputs(self, answer: dict[str, Any]) -> list[np.ndarray]:
-        outputs = answer.get("outputs")
-        if not isinstance(outputs, list) or len(outputs) > 64:
-            raise ProbeError("malformed answer: no list of outputs", "malformed")
-        try:
-            return [protocol.unpack_array(o) for o in outputs]
-        except protocol.ProtocolError as exc:
-            raise ProbeError(f"malformed answer: {exc}", "malformed") from None
-
-    def _single(self, answer: dict[str, Any]) -> np.ndarray:
-        outputs = self._outputs(answer)
-        if len(outputs) != 1:
-            raise ProbeError(f"expected one output, got {len(outputs)}", "malformed")
-        return outputs[0]
+    def _connected(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.reader is not None
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self.requests is not None
@@ -694,17 +552,6 @@ def _first_pid(fd: int, deadline: float) -> int:
     raise SandboxError(f"bubblewrap did not start the sandbox ({raw[:200]!r})")
 
 
-def _question(request: dict[str, Any]) -> str:
-    """The question in a TA's words, for the report: which one ran out of time."""
-    op = str(request.get("op"))
-    target = request.get("name") or request.get("file")
-    described = {"call": "calling", "value": "reading", "modules": "listing the models",
-                 "forward": "running the model", "load": "loading and running",
-                 "env": "asking for the torch version", "files": "listing the files",
-                 "file": "reading the file", "layers": "checking the layers of"}.get(op, op)
-    return f"{described} `{target}`" if target else described
-
-
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -729,20 +576,6 @@ def _cell(raw: Any) -> CellRecord:
                       error=text(raw.get("error")), timed_out=raw.get("timed_out") is True,
                       skipped=text(raw.get("skipped")),
                       synced_seconds=number(synced, 0.0) if synced is not None else None)
-
-
-def gpu_name(index: int) -> str:
-    """The name of this machine's GPU `index` as nvidia-smi (outside any sandbox) says it."""
-    smi = shutil.which("nvidia-smi")
-    if smi is not None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            done = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader",
-                                   f"--id={index}"], capture_output=True, text=True,
-                                  timeout=20, check=True)
-            name = done.stdout.strip().splitlines()
-            if name:
-                return name[0][:100]
-    return f"GPU {index}"
 
 
 def _mounted_under(folder: Path) -> bool:
