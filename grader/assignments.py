@@ -4,14 +4,22 @@
         assignment.toml          names, aliases, points, limits, GPU wanted or not
         W6_MNIST_FC.ipynb        the student template
         solution/                the solution notebooks (never shown to students)
+        public/, hidden/         the rubric files, `test_<notebook>*.py`
 
 `find("W6")`, `find("W6_MNIST_FC")` and `find("CNN.ipynb")` all name the same assignment: a TA
 may type the homework or any notebook name a student hands in.
+
+Every setting is typed and checked when the folder loads, so a mistake stops `grade` before the
+first submission runs instead of surfacing as a wrong score: a notebook's `points` must equal
+what its rubric's `@pytest.mark.points` markers (read with `ast`, never imported) add up to,
+plus `files_points`.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +28,18 @@ from grader.errors import AssignmentError
 
 #: The assignments shipped with torchgrade; a TA points `--assignments DIR` at a private copy.
 BUNDLED = Path(__file__).resolve().parent.parent / "assignments"
+
+#: The public/hold-out accuracy gap above which a result is flagged, unless [accuracy] says.
+MAX_GAP = 0.02
+
+#: The names the W6 judge asks about when a notebook's `contract` is empty.
+DEFAULT_CONTRACT = ("model",)
+
+#: What a [[notebook]] entry may say; anything else is a typo that would be silently ignored.
+NOTEBOOK_FIELDS = ("name", "aliases", "solution", "points", "contract", "files", "files_points")
+
+#: Tables with a typed home of their own; any other table reaches rubrics as `settings`.
+TYPED_TABLES = ("assignment", "limits", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """[accuracy]: how an accuracy item scores, and when the report flags a result.
+
+    Points grow linearly from nothing at `baseline` to all at `target`; a test accuracy more
+    than `max_gap` above the private hold-out's suggests training on the test set."""
+
+    baseline: float
+    target: float
+    max_gap: float = MAX_GAP
+
+    def earned(self, accuracy: float) -> float:
+        """The fraction of the accuracy item's points that `accuracy` earns."""
+        return min(1.0, max(0.0, (accuracy - self.baseline) / (self.target - self.baseline)))
+
+
+@dataclass(frozen=True)
 class Notebook:
     name: str
     aliases: tuple[str, ...]
@@ -39,6 +75,7 @@ class Notebook:
     points: float
     contract: tuple[str, ...]
     files: tuple[str, ...]
+    files_points: float = 0.0
 
     def matches(self, filename: str) -> bool:
         """True when a handed-in file name ends with this notebook's name or an alias."""
@@ -55,10 +92,15 @@ class Assignment:
     limits: Limits
     notebooks: tuple[Notebook, ...]
     settings: dict[str, dict[str, object]]
+    accuracy: Accuracy | None = None
 
     @property
     def points(self) -> float:
         return sum(n.points for n in self.notebooks)
+
+    def notebook(self, name: str) -> Notebook | None:
+        """The notebook entry named exactly `name` (a submission's canonical notebook name)."""
+        return next((nb for nb in self.notebooks if nb.name == name), None)
 
     def digest(self) -> str:
         """A hash of everything in the folder, so a changed rubric means a regrade."""
@@ -96,9 +138,17 @@ def load(folder: Path) -> Assignment:
         raise AssignmentError(f"{path}: {exc}") from None
     head = _table(data, "assignment", path)
     limits = _limits(_table(data, "limits", path), f"{path} [limits]")
-    notebooks = tuple(_notebook(folder, entry, path) for entry in data.get("notebook", []))
+    entries = data.get("notebook", [])
+    if not isinstance(entries, list):
+        raise AssignmentError(f"{path}: `notebook` must be [[notebook]] entries")
+    notebooks = tuple(_notebook(folder, entry, path) for entry in entries)
     if not notebooks:
         raise AssignmentError(f"{path}: no [[notebook]] entry")
+    for nb in notebooks:
+        check_points(folder, nb, path)
+    accuracy = data.get("accuracy")
+    if accuracy is not None and not isinstance(accuracy, dict):
+        raise AssignmentError(f"{path}: `accuracy` must be an [accuracy] table")
     return Assignment(
         name=str(_field(head, "name", str, f"{path} [assignment]")),
         title=str(head.get("title", "")),
@@ -108,8 +158,35 @@ def load(folder: Path) -> Assignment:
         limits=limits,
         notebooks=notebooks,
         settings={k: v for k, v in data.items() if isinstance(v, dict)
-                  and k not in ("assignment", "limits")},
+                  and k not in TYPED_TABLES},
+        accuracy=None if accuracy is None else _accuracy(accuracy, f"{path} [accuracy]"),
     )
+
+
+def _number(table: dict, key: str, where: str, default: float | None = None) -> float:
+    """A finite number from the table; `default` when the key is absent and one is given."""
+    if key not in table and default is not None:
+        return default
+    value = float(_field(table, key, (int, float), where))  # type: ignore[arg-type]
+    if not math.isfinite(value):
+        raise AssignmentError(f"{where}: `{key}` = {value} is not a finite number")
+    return value
+
+
+def _accuracy(table: dict, where: str) -> Accuracy:
+    unknown = sorted(set(table) - {"baseline", "target", "max_gap"})
+    if unknown:
+        raise AssignmentError(f"{where}: unknown field `{unknown[0]}` (known: baseline, target, "
+                              "max_gap)")
+    accuracy = Accuracy(baseline=_number(table, "baseline", where),
+                        target=_number(table, "target", where),
+                        max_gap=_number(table, "max_gap", where, MAX_GAP))
+    if not 0 <= accuracy.baseline < accuracy.target <= 1:
+        raise AssignmentError(f"{where}: `baseline` = {accuracy.baseline} and `target` = "
+                              f"{accuracy.target} must satisfy 0 <= baseline < target <= 1")
+    if not 0 <= accuracy.max_gap <= 1:
+        raise AssignmentError(f"{where}: `max_gap` = {accuracy.max_gap} is not between 0 and 1")
+    return accuracy
 
 
 def _limits(table: dict, where: str) -> Limits:
@@ -121,22 +198,147 @@ def _limits(table: dict, where: str) -> Limits:
     )
 
 
-def _notebook(folder: Path, entry: dict, path: Path) -> Notebook:
-    where = f"{path} [[notebook]]"
-    name = str(_field(entry, "name", str, where))
+def _notebook(folder: Path, entry: object, path: Path) -> Notebook:
+    if not isinstance(entry, dict):
+        raise AssignmentError(f"{path}: a [[notebook]] entry must be a table")
+    name = str(_field(entry, "name", str, f"{path} [[notebook]]"))
+    where = f"{path} [[notebook]] {name}"
+    unknown = sorted(set(entry) - set(NOTEBOOK_FIELDS))
+    if unknown:
+        raise AssignmentError(f"{where}: unknown field `{unknown[0]}` (known: "
+                              f"{', '.join(NOTEBOOK_FIELDS)})")
     template, solution = folder / name, folder / str(_field(entry, "solution", str, where))
     for required in (template, solution):
         if not required.is_file():
-            raise AssignmentError(f"{where} {name}: {required} does not exist")
+            raise AssignmentError(f"{where}: {required} does not exist")
+    files = _names(entry, "files", where)
+    for file in files:
+        if file.startswith("/") or ".." in Path(file).parts or file in (".", ""):
+            raise AssignmentError(f"{where}: `files` entry {file!r} must be a path inside the "
+                                  "notebook's folder")
+    contract = _names(entry, "contract", where)
+    for word in contract:
+        if not word.isidentifier():
+            raise AssignmentError(f"{where}: `contract` entry {word!r} is not a Python name")
+    files_points = _number(entry, "files_points", where, 0.0)
+    if files_points < 0 or (files_points and not files):
+        raise AssignmentError(f"{where}: `files_points` = {files_points} needs a non-negative "
+                              "number and a non-empty `files` list")
+    points = _number(entry, "points", where)
+    if points < 0:
+        raise AssignmentError(f"{where}: `points` = {points} is negative")
     return Notebook(
         name=name,
-        aliases=tuple(entry.get("aliases", [])),
+        aliases=_names(entry, "aliases", where),
         template=template,
         solution=solution,
-        points=float(_field(entry, "points", (int, float), where)),
-        contract=tuple(entry.get("contract", [])),
-        files=tuple(entry.get("files", [])),
+        points=points,
+        contract=contract,
+        files=files,
+        files_points=files_points,
     )
+
+
+def _names(entry: dict, key: str, where: str) -> tuple[str, ...]:
+    """A list of non-empty strings, or () when the key is absent."""
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise AssignmentError(f"{where}: `{key}` = {value!r} is not a list of names")
+    return tuple(value)
+
+
+# ------------------------------------------------------------------ rubric points, read with ast
+
+
+def rubric_files(folder: Path, notebook: str, kind: str) -> list[Path]:
+    """One notebook's rubric files of one kind (`public` or `hidden`): `test_<stem>*.py`."""
+    stem = notebook.removesuffix(".ipynb")
+    return sorted((folder / kind).glob(f"test_{stem}*.py"))
+
+
+def check_points(folder: Path, nb: Notebook, path: Path) -> None:
+    """The toml's `points` must be what grading can award: the rubric's markers plus
+    `files_points`. Two numbers kept in step by hand drift apart, and a drift shows up only as
+    a wrong total in a student's report."""
+    files = [*rubric_files(folder, nb.name, "public"), *rubric_files(folder, nb.name, "hidden")]
+    per_file = {f: rubric_points(f) for f in files}
+    marked = sum(per_file.values()) + nb.files_points
+    if not math.isclose(marked, nb.points, abs_tol=1e-9):
+        shown = ", ".join(f"{f.relative_to(folder)}: {p:g}" for f, p in per_file.items())
+        extra = f" + files_points {nb.files_points:g}" if nb.files_points else ""
+        raise AssignmentError(
+            f"{path} [[notebook]] {nb.name}: `points` = {nb.points:g}, but the rubric's "
+            f"@pytest.mark.points markers add up to {marked:g} ({shown or 'no rubric files'}"
+            f"{extra}); make them agree")
+
+
+def rubric_points(path: Path) -> float:
+    """What one rubric file can award: each test's `@pytest.mark.points(n)` (1 without it),
+    times its parametrized cases, as the rubric runner counts them."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        raise AssignmentError(f"{path}: the rubric file cannot be parsed ({exc})") from None
+    total = 0.0
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _is_test(node.name):
+            total += _test_points(node, node.decorator_list, path)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            total += sum(_test_points(m, [*node.decorator_list, *m.decorator_list], path)
+                         for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+                         and _is_test(m.name))
+    return total
+
+
+def _is_test(name: str) -> bool:
+    return name.startswith("test")
+
+
+def _test_points(node: ast.AST, decorators: list[ast.expr], path: Path) -> float:
+    where = f"{path}:{getattr(node, 'lineno', '?')}"
+    points, cases = 1.0, 1
+    for decorator in decorators:
+        marker = _marker_name(decorator)
+        if marker == "points":
+            points = _literal_points(decorator, where)
+        elif marker == "parametrize":
+            cases *= _literal_cases(decorator, where)
+    return points * cases
+
+
+def _marker_name(decorator: ast.expr) -> str | None:
+    """`points` for `@pytest.mark.points(...)` or `@mark.points(...)`, and so on."""
+    func = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if not isinstance(func, ast.Attribute):
+        return None
+    owner = func.value
+    is_mark = (isinstance(owner, ast.Attribute) and owner.attr == "mark") or (
+        isinstance(owner, ast.Name) and owner.id == "mark")
+    return func.attr if is_mark else None
+
+
+def _literal_points(decorator: ast.expr, where: str) -> float:
+    args = decorator.args if isinstance(decorator, ast.Call) else []
+    try:
+        value = ast.literal_eval(args[0]) if len(args) == 1 else None
+    except ValueError:
+        value = None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise AssignmentError(f"{where}: @pytest.mark.points needs one non-negative number "
+                              "written out, so the points can be checked without running it")
+    return float(value)
+
+
+def _literal_cases(decorator: ast.expr, where: str) -> int:
+    args = decorator.args if isinstance(decorator, ast.Call) else []
+    try:
+        cases = ast.literal_eval(args[1]) if len(args) >= 2 else None
+    except ValueError:
+        cases = None
+    if not isinstance(cases, list | tuple):
+        raise AssignmentError(f"{where}: @pytest.mark.parametrize needs its cases written out "
+                              "as a list, so the rubric's points can be counted")
+    return len(cases)
 
 
 def all_assignments(root: Path = BUNDLED) -> list[Assignment]:

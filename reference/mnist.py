@@ -1,9 +1,14 @@
 """W6 reference: MNIST with the slide's fully connected net, the slide's CNN, and a best CNN.
 
 Read top to bottom: the three models, how pixels become tensors, the slide's training loop, the
-best CNN's training loop (augmentation + one-cycle schedule), and the accuracy the judge computes.
+best CNN's training loop (augmentation + one-cycle schedule), and each image's predicted class.
 Every model takes images scaled to [0, 1] of shape (N, 1, 28, 28), as the slide's
 `train_data.train_data / 255.` produces, and returns logits of shape (N, 10).
+
+Accuracy is not computed here. The judge never runs a notebook's model itself: it asks the
+sandbox for logits and computes accuracy from them in `grader.judge.models`
+(`fraction_correct`); measure a reference model the same way, with
+`fraction_correct(predict(model, x).numpy(), y.numpy())`.
 """
 
 from __future__ import annotations
@@ -164,16 +169,13 @@ def train_best(train_x: torch.Tensor, train_y: torch.Tensor, *, epochs: int = 16
     return model.eval()
 
 
-# ----------------------------------------------------------------------------- judging
+# ----------------------------------------------------------------------------- predicting
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted class per image, in eval mode, batch by batch."""
+    """Predicted class per image, in eval mode, batch by batch: the argmax of the logits, as
+    the judge takes it."""
     model.eval()
     device = next(model.parameters()).device
     return torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)])
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return (predict(model, x) == y).float().mean().item()

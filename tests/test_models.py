@@ -74,3 +74,37 @@ def test_a_wrong_shape_is_a_malformed_answer():
 def test_confusion_counts_true_against_predicted():
     counts = models.confusion(np.array([1, 1, 2]), np.array([1, 2, 2]))
     assert counts[1, 1] == 1 and counts[2, 1] == 1 and counts[2, 2] == 1 and counts.sum() == 3
+
+
+class ModulesStudent:
+    """Answers `modules` as the sandbox does: each nn.Module in the namespace, with its output
+    shape on the judge's batch."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def modules(self, shape: tuple[int, ...]) -> list[dict[str, object]]:
+        return [{"name": n, "output_shape": [shape[0], 10], "layers": []} for n in self.names]
+
+
+def test_the_contract_names_the_model_the_judge_grades():
+    student = ModulesStudent("net", "model", "best")
+    assert models.find(student).name == "model"                      # today's default
+    assert models.find(student, ("model",)).name == "model"          # W6's contract
+    assert models.find(student, ("best", "model")).name == "best"    # contract order wins
+    assert models.find(student, ()).name == "model"                  # empty: the default
+
+
+def test_a_missing_contract_name_says_which_model_was_graded_instead():
+    found = models.find(ModulesStudent("net", "cnn"), ("classifier", "clf"))
+    assert found.name == "cnn"
+    assert found.feedback == "no `classifier` or `clf` variable; graded `cnn` instead"
+    assert models.find(ModulesStudent("cnn")).feedback == "no `model` variable; graded `cnn` " \
+        "instead"
+
+
+def test_fraction_correct_is_the_one_accuracy():
+    assert models.fraction_correct(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 0])) == 0.5
+    assert models.fraction_correct(np.zeros(0), np.zeros(0)) == 0.0
+    with pytest.raises(ValueError, match="3 predictions for 2 labels"):
+        models.fraction_correct(np.zeros(3), np.zeros(2))

@@ -68,3 +68,98 @@ def test_rubrics_run_twice_in_one_process(tmp_path):
     first = run_rubric([public], [], Context("the session", 42, None))
     second = run_rubric([public], [], Context("another", 41, None))
     assert [i.score for i in first] != [i.score for i in second]
+
+
+TITLED = '''
+import pytest
+
+@pytest.mark.points(2)
+def test_titled(notebook):
+    """  The model classifies digits
+
+    Details for the TA, not the title."""
+    assert notebook == "the notebook's settings"
+
+def test_untitled():
+    pass
+
+def test_blank_docstring():
+    """   """
+
+def test_fails_with_a_title():
+    """Fails, and keeps its title"""
+    assert False, "why"
+'''
+
+
+def test_a_docstrings_first_line_is_the_items_title(tmp_path):
+    public = write(tmp_path / "public", "test_hw.py", TITLED)
+    context = Context(None, None, None, notebook="the notebook's settings")
+    items = {i.name: i for i in run_rubric([public], [], context)}
+    assert items["test_titled"].title == "The model classifies digits"
+    assert items["test_titled"].status == "passed"  # the `notebook` fixture reached it
+    assert items["test_untitled"].title == "" and items["test_blank_docstring"].title == ""
+    assert items["test_untitled"].heading == "Untitled"
+    assert items["test_fails_with_a_title"].title == "Fails, and keeps its title"
+    assert items["test_fails_with_a_title"].feedback == "why"
+
+
+def test_every_bundled_rubric_test_has_a_title_a_student_can_read():
+    import ast
+
+    from grader import assignments
+    for assignment in assignments.all_assignments():
+        if assignment.name == "W4":
+            continue  # W4's rubric is titled by its own owner
+        for path in assignment.folder.glob("*/test_*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                    first = (ast.get_docstring(node) or "").splitlines()[:1]
+                    assert first and 10 < len(first[0]) <= 80, f"{path}: {node.name}"
+
+
+# ----------------------------------------------------------------------------- built-in items
+
+SAVES = "open('model.pt', 'wb').write(b'weights')\nimport os\nos.makedirs('out', exist_ok=True)\n" \
+        "open('out/log.txt', 'w').write('done')"
+
+
+def graded(tmp_path: Path, files: str, files_points: int):
+    """Grade a notebook that saves model.pt and out/log.txt, in a real sandbox, against an
+    assignment whose notebook must write `files`."""
+    from grader import assignments, intake
+    from grader.judge.grade import grade
+    from grader.sandbox import ResourceLimits, SandboxConfig
+    from tests.notebooks import write as write_notebook
+
+    folder = tmp_path / "HW"
+    write_notebook(folder / "A.ipynb", "pass")
+    write_notebook(folder / "s.ipynb", "pass")
+    write(folder / "public", "test_A.py", "def test_ran(run):\n"
+          "    '''The notebook ran'''\n    assert run.outcome == 'completed', run.outcome\n")
+    (folder / "assignment.toml").write_text(
+        "[assignment]\nname = 'HW'\n[limits]\nnotebook_seconds = 60\ncell_seconds = 30\n"
+        f"memory_mb = 2048\n[[notebook]]\nname = 'A.ipynb'\nsolution = 's.ipynb'\n"
+        f"points = {1 + files_points}\nfiles = {files}\nfiles_points = {files_points}\n")
+    assignment = assignments.load(folder)
+    handed_in = write_notebook(tmp_path / "class" / "zoe_A.ipynb", SAVES)
+    submission = intake.Submission("zoe", assignment.notebooks[0], handed_in, (), "hash")
+    config = SandboxConfig(resources=ResourceLimits(memory_mb=2048, pids=64, disk_mb=64),
+                           cell_seconds=30, notebook_seconds=60)
+    result = grade(submission, assignment, config)
+    return {i.name: i for i in result.items}
+
+
+def test_files_the_notebook_wrote_earn_the_files_item(tmp_path):
+    items = graded(tmp_path, "['model.pt', 'out/log.txt']", 2)
+    assert items["test_ran"].status == "passed"
+    written = items["files_written"]
+    assert (written.score, written.max, written.status) == (2, 2, "passed")
+    assert written.title == "The notebook saved model.pt, out/log.txt" and not written.hidden
+
+
+def test_a_file_not_written_is_named_in_the_feedback(tmp_path):
+    items = graded(tmp_path, "['model.pt', 'net_all.pkl']", 0)
+    written = items["files_written"]
+    assert (written.score, written.max, written.status) == (0, 0, "failed")
+    assert written.feedback == "net_all.pkl was not saved in the notebook's folder"

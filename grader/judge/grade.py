@@ -3,33 +3,57 @@
 A grading fails only alone: whatever goes wrong while one submission is graded (a file swapped
 for a link, an answer the grader cannot handle, a bug of the grader's own) becomes that
 submission's result, outcome "failed" with the reason, and the batch goes on.
+
+Besides the rubric's own tests, the grader adds one item itself: when a notebook's settings
+name `files` it must write (a saved model), `files_written` says whether the sandbox's folder
+holds them, worth the notebook's `files_points` (0, shown but not counted, when unset).
 """
 
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grader import intake
-from grader.assignments import Assignment
+from grader import assignments, intake
+from grader.assignments import Assignment, Notebook
 from grader.judge.rubric import Context, run_rubric
-from grader.results import Result
+from grader.results import Item, ItemStatus, Result
 from grader.sandbox import ProbeError, Sandbox, SandboxConfig, SandboxError
 from grader.text import clean_text
 
 GRADED_AGAIN = "it is graded again on the next run"
 
+#: The built-in item's name; a rubric test of this name would be shadowed, so none has it.
+FILES_ITEM = "files_written"
+
 
 def rubric_files(assignment: Assignment, notebook: str, public_only: bool) -> tuple[
         list[Path], list[Path]]:
-    """The rubric files for one notebook: `public/test_<stem>*.py` and `hidden/test_<stem>*.py`."""
-    stem = notebook.removesuffix(".ipynb")
+    """The rubric files for one notebook: `public/test_<stem>*.py` and `hidden/test_<stem>*.py`
+    (the same files whose points `assignments.load` checked)."""
+    public = assignments.rubric_files(assignment.folder, notebook, "public")
+    return public, [] if public_only else assignments.rubric_files(
+        assignment.folder, notebook, "hidden")
 
-    def files(kind: str) -> list[Path]:
-        return sorted((assignment.folder / kind).glob(f"test_{stem}*.py"))
 
-    return files("public"), [] if public_only else files("hidden")
+def files_item(notebook: Notebook, student: Any) -> Item | None:
+    """The built-in item for a notebook that must leave `files` in its folder, or None when
+    its settings name none. Public: `grade check` shows it too, so a student can fix it."""
+    if not notebook.files:
+        return None
+    points = notebook.files_points
+    title = f"The notebook saved {', '.join(notebook.files)}"
+    try:
+        present = {str(PurePosixPath(name)) for name in student.files()}
+    except ProbeError as exc:
+        return Item(FILES_ITEM, 0.0, points, f"the grader could not list the notebook's files "
+                    f"({clean_text(exc, 300)})", False, ItemStatus.FAILED, title)
+    missing = [f for f in notebook.files if str(PurePosixPath(f)) not in present]
+    if missing:
+        feedback = "; ".join(f"{f} was not saved in the notebook's folder" for f in missing)
+        return Item(FILES_ITEM, 0.0, points, feedback, False, ItemStatus.FAILED, title)
+    return Item(FILES_ITEM, points, points, "", False, ItemStatus.PASSED, title)
 
 
 def grade(submission: intake.Submission, assignment: Assignment, config: SandboxConfig, *,
@@ -68,8 +92,10 @@ def _grade(submission: intake.Submission, assignment: Assignment, config: Sandbo
             run = session.execute()
             public, hidden = rubric_files(assignment, name, public_only)
             context = Context(student=session, run=run, assignment=assignment, mnist=mnist,
-                              settings=assignment.settings)
+                              settings=assignment.settings, notebook=submission.notebook)
             items = run_rubric(public, hidden, context)
+            if (written := files_item(submission.notebook, session)) is not None:
+                items.append(written)
             try:
                 environment = session.environment()
             except ProbeError:

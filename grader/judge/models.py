@@ -1,10 +1,12 @@
 """Finding a notebook's final MNIST model, and measuring its accuracy here, in the judge.
 
-The contract's `model` comes first; else any nn.Module in the namespace that maps a
-(k, 1, 28, 28) batch to (k, 10) (the last one defined wins, as a notebook's last model is
-usually its best); else a whole saved model file (`*.pth`, `*.pt`, `*.pkl`), unpickled inside
-the sandbox. The sandbox returns logits; the argmax and the comparison with the labels happen
-here, so nothing the notebook prints or patches can move the figure.
+The notebook's contract comes first (its `contract` in assignment.toml, `["model"]` when it
+names none; the rubric hands it over as `models.find(student, notebook.contract)`); else
+any nn.Module in the namespace that maps a (k, 1, 28, 28) batch to (k, 10) (the last one
+defined wins, as a notebook's last model is usually its best); else a whole saved model file
+(`*.pth`, `*.pt`, `*.pkl`), unpickled inside the sandbox. The sandbox returns logits; the
+argmax and the comparison with the labels happen here, so nothing the notebook prints or
+patches can move the figure. This is the grader's only accuracy: `fraction_correct`.
 
 Its layers are judged the same way (`verify_layers`): a class name is only a claim. The sandbox
 records what each claimed convolution, batch norm and dropout layer received and returned on
@@ -24,10 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from grader.assignments import DEFAULT_CONTRACT
 from grader.sandbox import ProbeError
 from grader.sandbox.protocol import Packed, pack_array
 
-CONTRACT = "model"
 CHUNK = 2000  # images per question: 2000 x 784 float32 is 6 MB on the wire
 SAVED = (".pth", ".pt", ".pkl")
 PREPARED_KEPT = 4  # image sets whose questions stay packed: test and hold-out, with room
@@ -59,14 +61,21 @@ class Found:
     layers_note: str = ""          # why layers could not be checked at all, in words
 
 
-def find(student: Any, batch: int = 2) -> Found:
+def find(student: Any, contract: tuple[str, ...] | list[str] = DEFAULT_CONTRACT,
+         batch: int = 2) -> Found:
+    """The notebook's MNIST classifier: the first of the `contract` names that is one, else
+    the last classifier defined, else a saved whole model. Never raises for what the notebook
+    did; a Found without a name carries the reason as feedback."""
+    names = tuple(contract) or DEFAULT_CONTRACT
     modules = student.modules((batch, 1, 28, 28))
     classifiers = [m for m in modules if m.get("output_shape") == [batch, 10]]
-    for entry in classifiers:
-        if entry["name"] == CONTRACT:
-            return _found(entry)
+    by_name = {entry["name"]: entry for entry in classifiers}
+    for name in names:
+        if name in by_name:
+            return _found(by_name[name])
     if classifiers:
-        note = f"no `{CONTRACT}` variable; graded `{classifiers[-1]['name']}` instead"
+        wanted = " or ".join(f"`{n}`" for n in names)
+        note = f"no {wanted} variable; graded `{classifiers[-1]['name']}` instead"
         return _found(classifiers[-1], note)
     probe = np.zeros((batch, 1, 28, 28), np.float32)
     for name in _saved_files(student):
@@ -129,9 +138,18 @@ def questions(images: np.ndarray) -> list[tuple[int, Packed]]:
     return chunks
 
 
+def fraction_correct(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy: the fraction of predicted classes equal to their labels (0 for no images).
+    The one place the grader turns predictions into a figure."""
+    predicted, labels = np.asarray(predicted).reshape(-1), np.asarray(labels).reshape(-1)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"{len(predicted)} predictions for {len(labels)} labels")
+    return float((predicted == labels).mean()) if len(labels) else 0.0
+
+
 def accuracy(found: Found, student: Any, images: np.ndarray, labels: np.ndarray) -> float:
     """The fraction of `images` (uint8, N x 28 x 28) whose argmax logit is the label."""
-    return float((predictions(found, student, images) == labels).mean())
+    return fraction_correct(predictions(found, student, images), labels)
 
 
 def confusion(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:

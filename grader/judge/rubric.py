@@ -9,16 +9,21 @@ A rubric test asks for fixtures and declares its worth with a marker:
 
 Passing earns the points; failing earns nothing, and the assertion's message is the student's
 feedback. `credit(fraction, why)` grants part of the points from a test that then passes.
+The first line of a test's docstring is the item's title, what a student reads above the
+feedback; without one the report shows the test's name made readable.
 Fixtures: `student` (the sandbox session: call, modules, forward, ...), `run` (the RunRecord),
 `reference` (the `reference` package), `mnist` (the split, hold-out included; None if MNIST is
-not provisioned), `assignment`, `settings` (the assignment.toml tables), `credit`, and
-`evidence`: a dict whose JSON-serialisable entries the HTML report draws (see docs/RUBRICS.md).
+not provisioned), `assignment` (typed: `assignment.accuracy` is the [accuracy] table),
+`notebook` (the graded notebook's settings: `contract`, `files`, `points`), `settings` (any
+other assignment.toml table, untyped), `credit`, and `evidence`: a dict whose
+JSON-serialisable entries the HTML report draws (see docs/RUBRICS.md).
 Everything runs in the trusted process; hidden tests never enter the sandbox.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import tempfile
 import types
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ class Context:
     mnist: Any = None
     settings: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    notebook: Any = None
 
 
 class Credit:
@@ -84,15 +90,17 @@ class _Plugin:
         credit = self.credits.get(report.nodeid)
         name = report.nodeid.split("::")[-1]
         hidden = bool(getattr(report, "hidden", False))
+        title = str(getattr(report, "title", ""))
         if report.passed:
             fraction = credit.fraction if credit and credit.fraction is not None else 1.0
             feedback = "; ".join(credit.notes) if credit else ""
             status = "passed" if fraction == 1.0 else "partial"
             self.items[report.nodeid] = Item(name, round(points * fraction, 4), points,
-                                             feedback, hidden, status)
+                                             feedback, hidden, status, title)
         else:
             status = "failed" if report.when == "call" else "error"
-            self.items[report.nodeid] = Item(name, 0.0, points, _message(report), hidden, status)
+            self.items[report.nodeid] = Item(name, 0.0, points, _message(report), hidden,
+                                             status, title)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
@@ -101,6 +109,17 @@ class _Plugin:
         report = outcome.get_result()
         report.points = float(marker.args[0]) if marker and marker.args else 1.0
         report.hidden = Path(item.path).resolve() in self.hidden
+        report.title = title(getattr(item, "obj", None))
+
+
+def title(test: Any) -> str:
+    """A rubric item's title: the first line of its test's docstring, or "" (then the report
+    shows the test's name made readable). Only the test's own docstring counts, never one it
+    inherits from a class or a builtin."""
+    doc = getattr(test, "__doc__", None) if inspect.isfunction(test) or inspect.ismethod(
+        test) else None
+    lines = inspect.cleandoc(doc).splitlines() if isinstance(doc, str) else []
+    return lines[0].strip() if lines else ""
 
 
 def _fixtures(context: Context) -> types.ModuleType:
@@ -108,7 +127,7 @@ def _fixtures(context: Context) -> types.ModuleType:
     module = types.ModuleType("torchgrade_rubric_fixtures")
     values = {"student": context.student, "run": context.run, "assignment": context.assignment,
               "mnist": context.mnist, "settings": context.settings,
-              "evidence": context.evidence,
+              "evidence": context.evidence, "notebook": context.notebook,
               "reference": importlib.import_module("reference")}
     for name, value in values.items():
         def fixture(value: Any = value) -> Any:

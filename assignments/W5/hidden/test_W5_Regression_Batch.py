@@ -6,6 +6,10 @@ import pytest
 
 @pytest.mark.points(5)
 def test_fit_reaches_the_noise_floor(student, reference, credit, evidence):
+    """The trained model fits fresh points down to the noise
+
+    `predict` on 20,000 points the notebook never saw; full points within 1.1 x the noise
+    floor's mean squared error, none at 3 x."""
     rng = np.random.default_rng()
     x = rng.uniform(-1, 1, (20_000, 1)).astype(np.float32)
     y = x**2 + 0.2 * rng.uniform(0, 1, x.shape).astype(np.float32)

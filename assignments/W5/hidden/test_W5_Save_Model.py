@@ -14,6 +14,10 @@ X = np.linspace(-1, 1, 101, dtype=np.float32).reshape(-1, 1)
 
 @pytest.mark.points(2)
 def test_state_dict_restores_the_net(student, reference):
+    """net_params.pkl restores the trained net
+
+    The saved state_dict, loaded by the grader with weights_only=True into the slide's Net,
+    predicts exactly what the notebook's `net` does."""
     state = torch.load(io.BytesIO(student.read_file("net_params.pkl")), weights_only=True)
     hidden, features = state["hidden.weight"].shape
     net = reference.savemodel.Net(features, hidden, state["predict.weight"].shape[0])
@@ -27,6 +31,10 @@ def test_state_dict_restores_the_net(student, reference):
 
 @pytest.mark.points(2)
 def test_whole_net_restores_the_net(student):
+    """net_all.pkl restores the trained net
+
+    The whole pickled net, loaded only inside the sandbox, predicts exactly what the
+    notebook's `net` does."""
     restored = student.load_and_forward("net_all.pkl", X)
     assert np.allclose(restored, student.forward("net", X), atol=1e-6), \
         "net_all.pkl does not predict what the trained net predicts"

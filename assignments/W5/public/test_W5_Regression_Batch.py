@@ -9,6 +9,10 @@ from grader.judge import gradients
 
 @pytest.mark.points(2)
 def test_each_index_once_per_epoch(student):
+    """One epoch of mini-batches visits every point once
+
+    `minibatches(103, 10)` is asked for two epochs: every index once per epoch, batches of
+    |B| = 10 but the last, and a new order each epoch."""
     first = student.call("minibatches", np.array(103), np.array(10), torch=False)
     second = student.call("minibatches", np.array(103), np.array(10), torch=False)
     seen = np.sort(np.concatenate([np.ravel(b) for b in first]).astype(np.int64))
@@ -26,6 +30,9 @@ def test_each_index_once_per_epoch(student):
 
 @pytest.mark.points(3)
 def test_batch_gradient_is_the_mean(student, reference):
+    """The batch gradient is the mean over the batch
+
+    `batch_gradients` on a fresh random batch of 16, compared with the reference's."""
     rng = np.random.default_rng()
     problem = gradients.random_problem(rng, 16, 6)
     mine = [np.asarray(g, dtype=np.float64) for g in student.call("batch_gradients", *problem)]

@@ -7,13 +7,13 @@ from grader.judge import models
 
 
 @pytest.fixture(scope="module")
-def scores(student, mnist, evidence):
+def scores(student, notebook, mnist, evidence):
     if mnist is None:
         pytest.fail("MNIST is not provisioned on the grading machine: `grade data fetch`")
-    found = models.find(student)
+    found = models.find(student, notebook.contract)
     assert found.name, found.feedback
     predicted = models.predictions(found, student, mnist.test_images)
-    test = float((predicted == mnist.test_labels).mean())
+    test = models.fraction_correct(predicted, mnist.test_labels)
     holdout = models.accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
     evidence["accuracy"] = {"model": found.name, "test": test, "holdout": holdout}
     evidence["confusion"] = models.confusion(predicted, mnist.test_labels)
@@ -22,31 +22,46 @@ def scores(student, mnist, evidence):
     return found, test, holdout
 
 
+@pytest.fixture(scope="module")
+def curve(assignment):
+    if assignment.accuracy is None:
+        pytest.fail(f"{assignment.folder / 'assignment.toml'} has no [accuracy] table "
+                    "(baseline, target): the grader cannot score accuracy")
+    return assignment.accuracy
+
+
 @pytest.mark.points(10)
-def test_test_accuracy(scores, settings, credit):
+def test_test_accuracy(scores, curve, credit):
+    """The model classifies the test digits accurately
+
+    Points grow from none at the [accuracy] baseline to all at its target, measured by the
+    grader from the logits the model returns."""
     _, test, holdout = scores
-    curve = settings.get("accuracy", {})
-    baseline, target = float(curve.get("baseline", 0.92)), float(curve.get("target", 0.995))
-    earned = min(1.0, max(0.0, (test - baseline) / (target - baseline)))
+    earned = curve.earned(test)
     assert earned > 0, f"test accuracy {test:.4f} measured by the grader: no better than the " \
-        f"slide's baseline {baseline:.2f}"
+        f"slide's baseline {curve.baseline:.2f}"
     credit(earned, f"test accuracy {test:.4f}, private hold-out {holdout:.4f} (measured by the "
-           f"grader; full points at {target:.3f})")
+           f"grader; full points at {curve.target:.3f})")
 
 
 @pytest.mark.points(2)
-def test_holdout_agrees_with_test(scores, settings):
+def test_holdout_agrees_with_test(scores, curve):
+    """The model does as well on digits it never saw
+
+    The private hold-out is never in the sandbox; a test accuracy more than [accuracy]
+    max_gap above it suggests training on the test set."""
     _, test, holdout = scores
-    gap = float(settings.get("accuracy", {}).get("max_gap", 0.02))
-    assert test - holdout <= gap, f"test accuracy {test:.4f} but {holdout:.4f} on images the " \
-        "notebook never saw: did the model train on the test set?"
+    assert test - holdout <= curve.max_gap, f"test accuracy {test:.4f} but {holdout:.4f} on " \
+        "images the notebook never saw: did the model train on the test set?"
 
 
 @pytest.mark.points(3)
 def test_architecture(scores, student, evidence, credit):
-    """A point for each of convolutions, batch norm and dropout that the model was seen to
-    use: a layer's class name is only a claim, checked by recomputing what the layer did on
-    the grader's own batch (models.verify_layers)."""
+    """The model uses convolutions, batch norm and dropout
+
+    A point for each that the model was seen to use: a layer's class name is only a claim,
+    checked by recomputing what the layer did on the grader's own batch
+    (models.verify_layers)."""
     found = models.verify_layers(student, scores[0])
     evidence["layers"] = [{"path": c.path, "class": c.name, "kind": c.kind,
                            "verified": c.verified, "finding": c.finding}
@@ -62,7 +77,9 @@ def test_architecture(scores, student, evidence, credit):
 
 @pytest.mark.points(0)
 def test_training_time_and_device(run, student, credit):
-    """Worth nothing: it puts the time and the device in the report."""
+    """Training time and device
+
+    Worth nothing: it puts the longest cell's time and the device in the report."""
     timed = [c for c in run.cells if c.seconds]
     longest = max(timed, key=lambda c: c.synced_seconds or c.seconds) if timed else None
     device = student.environment().get("gpu") or "cpu"
