@@ -60,3 +60,19 @@ def test_a_call_answers_with_arrays_in_files(tmp_path):
 
 def test_the_environment_is_only_the_torch_version():
     assert set(kernel_probe.environment()) == {"torch"}
+
+
+def test_an_answer_is_left_as_json_for_the_agent(tmp_path):
+    request = json.dumps({"op": "env"})
+    assert kernel_probe.answer(request, str(tmp_path), {}) is None
+    found = json.loads((tmp_path / kernel_probe.ANSWER).read_text())
+    assert set(found) == {"torch"}
+
+
+def test_a_question_the_kernel_does_not_know_raises():
+    try:
+        kernel_probe.probe({"op": "shell"}, "/nonexistent", {})
+    except ValueError as exc:
+        assert "unknown probe" in str(exc)
+    else:
+        raise AssertionError("an unknown question was answered")
