@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from grader.judge import latex
+from grader.judge import Mistake, describe, latex
 
 P = r"\frac{\partial f}{\partial "  # the usual left side: P + "W_2}"
 G_DEF = r"$G = 2(Y_{\text{pred}} - Y)$"
@@ -81,7 +81,28 @@ def test_corpus(markdown, target, verdict, phrase):
     readings = latex.judge_markdown([markdown], np.random.default_rng())
     assert target in readings, f"no {target} found in {markdown!r}"
     reading = readings[target]
-    assert (reading.verdict, phrase in reading.feedback) == (verdict, True), reading
+    assert (reading.verdict, phrase in describe(reading)) == (verdict, True), reading
+    assert reading.mistake is MISTAKE.get(phrase, Mistake.NONE), reading
+
+
+# The mistake a corpus phrase names: the verdict carries it, whatever the words.
+MISTAKE = {
+    "per-sample bias": Mistake.NONE,
+    "sigmoid derivative": Mistake.SIGMOID_DERIVATIVE,
+    "factor 2": Mistake.FACTOR_TWO,
+    "factor of n": Mistake.OFF_BY_N,
+    "sign is reversed": Mistake.SIGN,
+    "has shape": Mistake.SHAPE,
+    "does not match": Mistake.MISMATCH,
+    **{phrase: Mistake.UNREADABLE for _, _, verdict, phrase in CORPUS if verdict == "unreadable"},
+}
+
+
+def test_a_layout_is_accepted_by_its_mistake_and_noted():
+    markdown = [f"${P}b_1}} = 2(Y_{{pred}}-Y)W_2^T \\odot \\sigma'(h)$"]
+    reading = latex.judge_markdown(markdown, np.random.default_rng())["db1"]
+    assert (reading.verdict, reading.layouts) == ("right", {Mistake.BIAS_NOT_SUMMED})
+    assert describe(reading) == "db1 right (per-sample bias convention)"
 
 
 def test_the_corpus_is_large_and_varied():

@@ -1,1 +1,127 @@
-"""The trusted judge: rubric tests, numeric comparison, accuracy, timing."""
+"""The trusted judge: rubric tests, numeric comparison, accuracy, timing.
+
+What a rubric may import is `__all__` below, by name from `grader.judge`; everything else in
+the package is plumbing that may change under a rubric. A verdict carries its `Mistake` and
+the numbers of its message: judge by those fields, and put them in words with `describe`,
+`summarize` or `summarize_readings`, never by matching the words.
+
+Gradients (W4, W5)
+    GRADIENT_NAMES        ("dW1", "db1", "dW2", "db2"), in the order `gradients` returns them
+    random_problem        X, Y, W1, b1, W2, b2 drawn fresh, with a bias convention
+    bias_convention       the notebook's bias convention, from its b1 or its `gradients`
+    judge_gradients       one Verdict per gradient against the reference
+    judge_gradient        the Verdict on one gradient given on its own
+    check_gradients       the notebook's `gradients` asked and judged on problems of each size
+    first_wrong           the first wrong verdict on each gradient
+    function_source       the code cell that defines a function, as text
+    autograd_calls        the autograd attributes and keywords a source uses
+Derivations written in markdown (W4)
+    markdown_cells        the markdown cells of the run's notebook
+    read_markdown         every expression found, with its Reading
+    best_readings         the best Reading of each gradient
+    judge_markdown        read_markdown, then best_readings
+    derivation_evidence   the rows of `evidence["derivations"]`
+Verdicts and their words
+    Mistake, Verdict, Reading, describe, summarize, summarize_readings
+Models (W6)
+    find_model, predictions, fraction_correct, accuracy, confusion, misclassified,
+    verify_layers, architecture_notes, LAYER_KINDS (the layer kinds `verify_layers` checks,
+    in words)
+
+The names are loaded on first use, so that importing the grader does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grader.judge.gradients import NAMES as GRADIENT_NAMES
+    from grader.judge.gradients import autograd_calls, first_wrong, function_source, random_problem
+    from grader.judge.gradients import check as check_gradients
+    from grader.judge.gradients import convention as bias_convention
+    from grader.judge.gradients import judge as judge_gradients
+    from grader.judge.gradients import judge_one as judge_gradient
+    from grader.judge.latex import best as best_readings
+    from grader.judge.latex import evidence as derivation_evidence
+    from grader.judge.latex import judge_markdown, markdown_cells, read_markdown
+    from grader.judge.mistakes import (
+        Mistake,
+        Reading,
+        Verdict,
+        describe,
+        summarize,
+        summarize_readings,
+    )
+    from grader.judge.models import KINDS as LAYER_KINDS
+    from grader.judge.models import (
+        accuracy,
+        architecture_notes,
+        confusion,
+        fraction_correct,
+        misclassified,
+        predictions,
+        verify_layers,
+    )
+    from grader.judge.models import find as find_model
+
+__all__ = [
+    # gradients (W4, W5)
+    "GRADIENT_NAMES", "random_problem", "bias_convention", "judge_gradients", "judge_gradient",
+    "check_gradients", "first_wrong", "function_source", "autograd_calls",
+    # derivations written in markdown (W4)
+    "markdown_cells", "read_markdown", "best_readings", "judge_markdown", "derivation_evidence",
+    # verdicts and their words
+    "Mistake", "Verdict", "Reading", "describe", "summarize", "summarize_readings",
+    # models (W6)
+    "find_model", "predictions", "fraction_correct", "accuracy", "confusion", "misclassified",
+    "verify_layers", "architecture_notes", "LAYER_KINDS",
+]
+
+# Where each public name lives: (module under grader.judge, its name there).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "GRADIENT_NAMES": ("gradients", "NAMES"),
+    "random_problem": ("gradients", "random_problem"),
+    "bias_convention": ("gradients", "convention"),
+    "judge_gradients": ("gradients", "judge"),
+    "judge_gradient": ("gradients", "judge_one"),
+    "check_gradients": ("gradients", "check"),
+    "first_wrong": ("gradients", "first_wrong"),
+    "function_source": ("gradients", "function_source"),
+    "autograd_calls": ("gradients", "autograd_calls"),
+    "markdown_cells": ("latex", "markdown_cells"),
+    "read_markdown": ("latex", "read_markdown"),
+    "best_readings": ("latex", "best"),
+    "judge_markdown": ("latex", "judge_markdown"),
+    "derivation_evidence": ("latex", "evidence"),
+    "Mistake": ("mistakes", "Mistake"),
+    "Verdict": ("mistakes", "Verdict"),
+    "Reading": ("mistakes", "Reading"),
+    "describe": ("mistakes", "describe"),
+    "summarize": ("mistakes", "summarize"),
+    "summarize_readings": ("mistakes", "summarize_readings"),
+    "find_model": ("models", "find"),
+    "predictions": ("models", "predictions"),
+    "fraction_correct": ("models", "fraction_correct"),
+    "accuracy": ("models", "accuracy"),
+    "confusion": ("models", "confusion"),
+    "misclassified": ("models", "misclassified"),
+    "verify_layers": ("models", "verify_layers"),
+    "architecture_notes": ("models", "architecture_notes"),
+    "LAYER_KINDS": ("models", "KINDS"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, loaded from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -3,64 +3,64 @@
 A wrong gradient is matched against the mistakes students are known to make, each computed from
 the same inputs: the sigmoid derivative left out, the factor 2 of the square left out, a mean
 instead of the Frobenius sum (off by n), a transposed result, a bias gradient not summed over
-the batch. The first match becomes the feedback.
+the batch. The first match becomes the verdict's `Mistake`; `mistakes.describe` puts it in
+words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import ast
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import nbformat
 import numpy as np
 import torch
 
+from grader.judge.mistakes import NAMES, Mistake, Verdict
 from reference import twolayer
 
-NAMES = ("dW1", "db1", "dW2", "db2")
+__all__ = ["NAMES", "RTOL", "SIZES", "AUTOGRAD", "Verdict", "judge", "judge_one",
+           "random_problem", "convention", "check", "first_wrong", "function_source",
+           "autograd_calls"]
+
 RTOL = 1e-6
-
-
-@dataclass(frozen=True)
-class Verdict:
-    name: str
-    correct: bool
-    relative_error: float
-    diagnosis: str  # empty when correct
+CONVENTIONS = ("vector", "row", "per-sample")
+SIZES = ((1, 3), (7, 10), (50, 20))  # (batch, hidden) of the problems a notebook is asked
+AUTOGRAD = ("backward", "grad", "requires_grad_", "requires_grad")
 
 
 def _variants(X: torch.Tensor, Y: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor,
-              W2: torch.Tensor, b2: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
-    """The gradients each known mistake produces, keyed by the feedback that names it."""
+              W2: torch.Tensor, b2: torch.Tensor) -> dict[Mistake, tuple[torch.Tensor, ...]]:
+    """The gradients each known mistake produces, in the order they are tried."""
     right = twolayer.gradients(X, Y, W1, b1, W2, b2)
     h = torch.sigmoid(X @ W1 + b1)
     G = 2 * (h @ W2 + b2 - Y)
     dH = G @ W2.T
     n = X.shape[0]
     return {
-        "the sigmoid derivative h_sigmoid ⊙ (1 − h_sigmoid) is missing from the chain rule":
-            (X.T @ dH, twolayer.reduce_like(dH, b1), right.dW2, right.db2),
-        "the factor 2 from the square is missing (f = ||Y − Y_pred||², so df/dY_pred = "
-        "2(Y_pred − Y))": tuple(g / 2 for g in right),
-        f"every gradient is off by a factor of n = {n}: the loss is the Frobenius sum "
-        "||Y − Y_pred||²_F, not the mean (MSE)": tuple(g / n for g in right),
-        "the sign is reversed: the gradient points uphill (Y − Y_pred instead of Y_pred − Y)":
-            tuple(-g for g in right),
+        Mistake.SIGMOID_DERIVATIVE: (X.T @ dH, twolayer.reduce_like(dH, b1), right.dW2,
+                                     right.db2),
+        Mistake.FACTOR_TWO: tuple(g / 2 for g in right),
+        Mistake.OFF_BY_N: tuple(g / n for g in right),
+        Mistake.SIGN: tuple(-g for g in right),
     }
 
 
-def judge(student: list[np.ndarray], X: torch.Tensor, Y: torch.Tensor, W1: torch.Tensor,
+def judge(student: Sequence[np.ndarray], X: torch.Tensor, Y: torch.Tensor, W1: torch.Tensor,
           b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor) -> list[Verdict]:
-    """One verdict per gradient (dW1, db1, dW2, db2), with a diagnosis for each wrong one."""
+    """One verdict per gradient (dW1, db1, dW2, db2), naming the mistake of each wrong one."""
     reference = twolayer.gradients(X, Y, W1, b1, W2, b2)
     variants = _variants(X, Y, W1, b1, W2, b2)
+    n = X.shape[0]
     if len(student) != 4:
-        return [Verdict(name, False, float("inf"), f"`gradients` returned {len(student)} "
-                        "values; it must return dW1, db1, dW2, db2") for name in NAMES]
+        return [Verdict(name, float("inf"), Mistake.WRONG_COUNT, n, returned=len(student))
+                for name in NAMES]
     verdicts = []
     for k, name in enumerate(NAMES):
         wrong = {why: grads[k].numpy() for why, grads in variants.items()}
         verdicts.append(_one(name, np.asarray(student[k], dtype=np.float64),
-                             reference[k].numpy(), wrong, X.shape[0]))
+                             reference[k].numpy(), wrong, n))
     return verdicts
 
 
@@ -74,21 +74,21 @@ def judge_one(name: str, index: int, value: np.ndarray, X: torch.Tensor, Y: torc
                 X.shape[0])
 
 
-def _one(name: str, mine: np.ndarray, right: np.ndarray, wrong: dict[str, np.ndarray],
+def _one(name: str, mine: np.ndarray, right: np.ndarray, wrong: dict[Mistake, np.ndarray],
          n: int) -> Verdict:
+    shapes = {"n": n, "shape": tuple(mine.shape), "expected": tuple(right.shape)}
     if not np.all(np.isfinite(mine)):
-        return Verdict(name, False, float("inf"), f"{name} contains NaN or infinity")
+        return Verdict(name, float("inf"), Mistake.NOT_FINITE, **shapes)
     shaped = _reshape(mine, right)
     if shaped is None:
-        return Verdict(name, False, float("inf"), _shape_diagnosis(name, mine, right, n))
+        return Verdict(name, float("inf"), _shape_mistake(mine, right, n), **shapes)
     error = _relative(shaped, right)
     if error <= RTOL:
-        return Verdict(name, True, error, "")
+        return Verdict(name, error, Mistake.NONE, **shapes)
     for why, value in wrong.items():
         if _relative(shaped, value) <= RTOL:
-            return Verdict(name, False, error, f"{name}: {why}")
-    return Verdict(name, False, error, f"{name} does not match the derivative "
-                   f"(relative error {error:.2g})")
+            return Verdict(name, error, why, **shapes)
+    return Verdict(name, error, Mistake.MISMATCH, **shapes)
 
 
 def _reshape(mine: np.ndarray, right: np.ndarray) -> np.ndarray | None:
@@ -101,17 +101,16 @@ def _reshape(mine: np.ndarray, right: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _shape_diagnosis(name: str, mine: np.ndarray, right: np.ndarray, n: int) -> str:
+def _shape_mistake(mine: np.ndarray, right: np.ndarray, n: int) -> Mistake:
+    """Why the shapes differ: transposed, a bias gradient per sample, or neither."""
     close: Callable[[np.ndarray], bool] = lambda a: (a.shape == right.shape  # noqa: E731
                                                      and _relative(a, right) <= RTOL)
     if mine.ndim == 2 and close(mine.T):
-        return f"{name} is transposed: shape {list(mine.shape)}, expected {list(right.shape)}"
+        return Mistake.TRANSPOSED
     if mine.ndim >= 1 and mine.shape[0] == n and _reshape(mine.sum(0), right) is not None \
             and _relative(_reshape(mine.sum(0), right), right) <= RTOL:
-        return (f"{name} is not summed over the batch: the bias is shared by all {n} samples, "
-                f"so its gradient is the sum of the per-sample gradients (shape "
-                f"{list(right.shape)}, got {list(mine.shape)})")
-    return f"{name} has shape {list(mine.shape)}, expected {list(right.shape)}"
+        return Mistake.BIAS_NOT_SUMMED
+    return Mistake.SHAPE
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,3 +125,70 @@ def random_problem(rng: np.random.Generator, n: int, hidden: int,
 
     return [rng.standard_normal(s) for s in ((n, 1), (n, 1), (1, hidden), shape(hidden),
                                               (hidden, 1), shape(1))]
+
+
+def convention(student: Any, rng: np.random.Generator) -> str | None:
+    """The notebook's bias convention ("vector", "row" or "per-sample"): read from its trained
+    b1 when there is one, else the first its `gradients` accepts; None when it accepts none, so
+    that a notebook is judged in its own layout."""
+    try:
+        b1 = student.value("b1")
+        if b1.ndim == 2:
+            return "row" if b1.shape[0] == 1 else "per-sample"
+    except Exception:  # noqa: BLE001 - no trained b1: try each convention
+        pass
+    for bias in CONVENTIONS:
+        try:
+            student.call("gradients", *random_problem(rng, 4, 3, bias))
+            return bias
+        except Exception:  # noqa: BLE001 - a convention the notebook does not accept
+            continue
+    return None
+
+
+def check(student: Any, rng: np.random.Generator, bias: str,
+          evidence: dict[str, Any] | None = None,
+          sizes: Sequence[tuple[int, int]] = SIZES) -> list[Verdict]:
+    """The verdicts on the notebook's `gradients` for a fresh problem of each (batch, hidden)
+    size, in order; each verdict also goes into `evidence["gradient_errors"]` as soon as it is
+    made, so that the report keeps the sizes judged before a probe failed."""
+    verdicts = []
+    for n, hidden in sizes:
+        problem = random_problem(rng, n, hidden, bias)
+        answer = student.call("gradients", *problem)
+        for verdict in judge(answer, *[torch.from_numpy(a) for a in problem]):
+            if evidence is not None:
+                evidence.setdefault("gradient_errors", []).append({
+                    "batch": n, "hidden": hidden, "parameter": verdict.name,
+                    "relative_error": verdict.relative_error, "correct": verdict.correct})
+            verdicts.append(verdict)
+    return verdicts
+
+
+def first_wrong(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
+    """The first wrong verdict on each gradient, in the order they were met: a gradient is
+    right only when it is right on every problem."""
+    wrong: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        if not verdict.correct:
+            wrong.setdefault(verdict.name, verdict)
+    return wrong
+
+
+def function_source(run: Any, name: str = "gradients") -> str:
+    """The source of the first code cell of the run's notebook that defines `name`, or "" when
+    none does: the cell is read as text, never run."""
+    for cell in nbformat.reads(run.notebook, as_version=4).cells:
+        if cell.cell_type == "code" and f"def {name}" in cell.source:
+            return str(cell.source)
+    return ""
+
+
+def autograd_calls(source: str) -> set[str]:
+    """The autograd attributes and keywords (`.backward()`, `requires_grad=`, ...) this source
+    uses: a gradient asked to be derived by hand must use none."""
+    tree = ast.parse(source.lstrip())
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    used |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.keyword)
+             if node.arg is not None}
+    return used & set(AUTOGRAD)

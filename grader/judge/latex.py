@@ -24,8 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import nbformat
 import numpy as np
+
+from grader.judge.mistakes import ACCEPTED_LAYOUTS, Reading, describe
 
 PARAMS = ("W1", "b1", "W2", "b2")
 
@@ -380,20 +384,14 @@ def parse(latex: str, known: frozenset[str] = frozenset()) -> Node:
 # ----------------------------------------------------------------------------- judging
 
 
-@dataclass(frozen=True)
-class Reading:
-    """The verdict on one written derivative."""
-
-    target: str     # dW1, db1, dW2, db2
-    latex: str
-    verdict: str    # right, wrong, unreadable; "definition" for an intermediate name
-    feedback: str
-
-
 _RANK = {"right": 0, "wrong": 1, "unreadable": 2}
-_ACCEPTED_LAYOUTS = {"is transposed": "written transposed",
-                     "is not summed over the batch": "per-sample bias convention"}
 SHAPES = ((5, 3), (7, 4), (6, 2))  # (n, hidden): n != hidden keeps products unambiguous
+
+
+def markdown_cells(run: Any) -> list[str]:
+    """The text of the run's markdown cells, in order (none when there is no notebook)."""
+    cells = nbformat.reads(run.notebook, as_version=4).cells if run.notebook else []
+    return [cell.source for cell in cells if cell.cell_type == "markdown"]
 
 
 def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading]:
@@ -410,11 +408,11 @@ def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading
             tree = parse(expression.latex, known)
         except Unreadable as exc:
             readings.append(Reading(expression.target, expression.latex, "unreadable",
-                                    f"could not read: {exc}"))
+                                    reason=str(exc)))
             continue
         if expression.target not in _GRADIENTS:
             definitions.setdefault(expression.target, tree)
-            readings.append(Reading(expression.target, expression.latex, "definition", ""))
+            readings.append(Reading(expression.target, expression.latex, "definition"))
             continue
         readings.append(_check(expression, tree, definitions, rng, gradients))
     return readings
@@ -436,30 +434,35 @@ def judge_markdown(markdown: list[str], rng: np.random.Generator) -> dict[str, R
     return best(read_markdown(markdown, rng))
 
 
+def evidence(readings: list[Reading]) -> list[dict[str, str]]:
+    """The rows the report draws for `evidence["derivations"]`: each expression as written,
+    with its verdict and feedback."""
+    return [{"target": r.target, "latex": r.latex, "verdict": r.verdict,
+             "feedback": describe(r)} for r in readings]
+
+
 _GRADIENTS = ("dW1", "db1", "dW2", "db2")
 
 
 def _check(expression: Expression, tree: Node, definitions: dict[str, Node],
-           rng: np.random.Generator, gradients) -> Reading:
+           rng: np.random.Generator, gradients: Any) -> Reading:
+    """Right when the value is right on every shape tried, also when it is laid out in one of
+    the accepted layouts (noted in the reading); else the first mistake met."""
     import torch
 
     index = _GRADIENTS.index(expression.target)
-    notes: set[str] = set()
+    layouts = set()
     for n, hidden in SHAPES:
         problem = gradients.random_problem(rng, n, hidden)
         try:
             value = evaluate(tree, environment(*problem), definitions, n)
         except Unreadable as exc:
-            return Reading(expression.target, expression.latex, "unreadable",
-                           f"could not read: {exc}")
+            return Reading(expression.target, expression.latex, "unreadable", reason=str(exc))
         verdict = gradients.judge_one(expression.target, index, value,
                                       *[torch.from_numpy(a) for a in problem])
         if verdict.correct:
             continue
-        accepted = next((note for key, note in _ACCEPTED_LAYOUTS.items()
-                         if key in verdict.diagnosis), None)
-        if accepted is None:
-            return Reading(expression.target, expression.latex, "wrong", verdict.diagnosis)
-        notes.add(accepted)
-    note = f" ({', '.join(sorted(notes))})" if notes else ""
-    return Reading(expression.target, expression.latex, "right", f"{expression.target} right{note}")
+        if verdict.mistake not in ACCEPTED_LAYOUTS:
+            return Reading(expression.target, expression.latex, "wrong", check=verdict)
+        layouts.add(verdict.mistake)
+    return Reading(expression.target, expression.latex, "right", layouts=frozenset(layouts))

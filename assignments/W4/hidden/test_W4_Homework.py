@@ -1,34 +1,19 @@
 """W4 hidden rubric: derived by hand (no autograd), and a trained net that fits the data."""
 
-import ast
-
-import nbformat
 import numpy as np
 import pytest
 import torch
 
-AUTOGRAD = ("backward", "grad", "requires_grad_", "requires_grad")
-
-
-def gradients_source(run) -> str:
-    nb = nbformat.reads(run.notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "def gradients" in cell.source:
-            return cell.source
-    return ""
+from grader.judge import autograd_calls, function_source, random_problem
 
 
 @pytest.mark.points(2)
 def test_gradients_are_derived_not_autograd(student, run):
-    source = gradients_source(run)
+    source = function_source(run, "gradients")
     assert source, "no `def gradients` in the notebook"
-    tree = ast.parse(source.lstrip())
-    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
-    used |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.keyword)}
-    assert not used & set(AUTOGRAD), "`gradients` uses autograd; the homework asks for the " \
+    assert not autograd_calls(source), "`gradients` uses autograd; the homework asks for the " \
         "expressions you derived"
-    rng = np.random.default_rng()
-    problem = [rng.standard_normal(s) for s in ((5, 1), (5, 1), (1, 4), (4,), (4, 1), (1,))]
+    problem = random_problem(np.random.default_rng(), 5, 4)
     student.call("gradients", *problem, no_grad=True)  # raises if it needs autograd to run
 
 

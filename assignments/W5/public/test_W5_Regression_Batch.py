@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.judge import gradients
+from grader.judge import GRADIENT_NAMES, random_problem
 
 
 @pytest.mark.points(2)
@@ -34,7 +34,7 @@ def test_batch_gradient_is_the_mean(student, reference):
 
     `batch_gradients` on a fresh random batch of 16, compared with the reference's."""
     rng = np.random.default_rng()
-    problem = gradients.random_problem(rng, 16, 6)
+    problem = random_problem(rng, 16, 6)
     mine = [np.asarray(g, dtype=np.float64) for g in student.call("batch_gradients", *problem)]
     params = [torch.from_numpy(a) for a in problem[2:]]
     right = reference.minibatch.batch_gradients(torch.from_numpy(problem[0]),
@@ -43,7 +43,7 @@ def test_batch_gradient_is_the_mean(student, reference):
               for m, r in zip(mine, right, strict=False)]
     if all(r is not None and abs(r - 16) < 1e-6 for r in ratios):
         pytest.fail("the gradient is the batch sum, not the batch mean: divide by |B| = 16")
-    for name, m, r in zip(gradients.NAMES, mine, right, strict=False):
+    for name, m, r in zip(GRADIENT_NAMES, mine, right, strict=False):
         assert m.size == r.numel(), f"{name} has shape {list(m.shape)}, expected {list(r.shape)}"
         error = np.linalg.norm(m.reshape(r.shape) - r.numpy()) / np.linalg.norm(r.numpy())
         assert error < 1e-6, f"{name} is not the batch-mean gradient (relative error {error:.2g})"

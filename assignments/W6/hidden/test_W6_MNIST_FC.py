@@ -3,22 +3,31 @@ hold-out, and the architecture the homework asks for."""
 
 import pytest
 
-from grader.judge import models
+from grader.judge import (
+    LAYER_KINDS,
+    accuracy,
+    architecture_notes,
+    confusion,
+    find_model,
+    fraction_correct,
+    misclassified,
+    predictions,
+    verify_layers,
+)
 
 
 @pytest.fixture(scope="module")
 def scores(student, notebook, mnist, evidence):
     if mnist is None:
         pytest.fail("MNIST is not provisioned on the grading machine: `grade data fetch`")
-    found = models.find(student, notebook.contract)
+    found = find_model(student, notebook.contract)
     assert found.name, found.feedback
-    predicted = models.predictions(found, student, mnist.test_images)
-    test = models.fraction_correct(predicted, mnist.test_labels)
-    holdout = models.accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
+    predicted = predictions(found, student, mnist.test_images)
+    test = fraction_correct(predicted, mnist.test_labels)
+    holdout = accuracy(found, student, mnist.holdout_images, mnist.holdout_labels)
     evidence["accuracy"] = {"model": found.name, "test": test, "holdout": holdout}
-    evidence["confusion"] = models.confusion(predicted, mnist.test_labels)
-    evidence["misclassified"] = models.misclassified(predicted, mnist.test_labels,
-                                                     mnist.test_images)
+    evidence["confusion"] = confusion(predicted, mnist.test_labels)
+    evidence["misclassified"] = misclassified(predicted, mnist.test_labels, mnist.test_images)
     return found, test, holdout
 
 
@@ -61,16 +70,16 @@ def test_architecture(scores, student, evidence, credit):
 
     A point for each that the model was seen to use: a layer's class name is only a claim,
     checked by recomputing what the layer did on the grader's own batch
-    (models.verify_layers)."""
-    found = models.verify_layers(student, scores[0])
+    (verify_layers)."""
+    found = verify_layers(student, scores[0])
     evidence["layers"] = [{"path": c.path, "class": c.name, "kind": c.kind,
                            "verified": c.verified, "finding": c.finding}
                           for c in found.layer_checks]
-    verified = [what for kind, what in models.KINDS.items() if kind in found.verified_layers]
-    notes = "; ".join(models.architecture_notes(found).values())
+    verified = [what for kind, what in LAYER_KINDS.items() if kind in found.verified_layers]
+    notes = "; ".join(architecture_notes(found).values())
     assert verified, f"the grader verified no convolutions, batch norm or dropout in the " \
         f"model `{found.name}`; {notes}"
-    credit(len(verified) / len(models.KINDS),
+    credit(len(verified) / len(LAYER_KINDS),
            f"verified by what they compute: {', '.join(verified)}" + (f"; {notes}" if notes
                                                                      else ""))
 

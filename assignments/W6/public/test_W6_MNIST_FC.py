@@ -2,7 +2,7 @@
 
 import pytest
 
-from grader.judge import models
+from grader.judge import find_model
 
 
 @pytest.mark.points(2)
@@ -11,5 +11,5 @@ def test_a_model_classifies_digits(student, notebook):
 
     A model maps a batch of 28x28 images to 10 scores each: the contract's `model`, or
     another module of the notebook or a saved whole model."""
-    found = models.find(student, notebook.contract)
+    found = find_model(student, notebook.contract)
     assert found.name, found.feedback

@@ -1,0 +1,189 @@
+"""What the judge found, as data, and the one place where it becomes words for the student.
+
+A gradient's verdict and a written derivative's reading carry a `Mistake` and the numbers its
+message needs (the gradient's name, the batch size, the shapes); nothing that decides a score
+reads the rendered text. `describe`, `summarize` and `summarize_readings` render that data in
+English from the templates below, so a rewording changes no score and a catalog in another
+language only has to supply the same templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+NAMES = ("dW1", "db1", "dW2", "db2")
+
+
+class Mistake(Enum):
+    """A diagnosis the judge can make of one gradient or one written derivative."""
+
+    NONE = "none"                              # right
+    SIGMOID_DERIVATIVE = "sigmoid_derivative"  # σ'(h) = h_sigmoid ⊙ (1 − h_sigmoid) left out
+    FACTOR_TWO = "factor_two"                  # d||r||²/dr = 2r, the 2 left out
+    OFF_BY_N = "off_by_n"                      # the mean (MSE) instead of the Frobenius sum
+    SIGN = "sign"                              # Y − Y_pred instead of Y_pred − Y
+    TRANSPOSED = "transposed"                  # the right numbers, transposed
+    BIAS_NOT_SUMMED = "bias_not_summed"        # one bias gradient per sample, not their sum
+    SHAPE = "shape"                            # a shape that fits nothing known
+    NOT_FINITE = "not_finite"                  # NaN or infinity
+    MISMATCH = "mismatch"                      # wrong, and no known mistake explains it
+    WRONG_COUNT = "wrong_count"                # `gradients` returned other than four values
+    UNREADABLE = "unreadable"                  # a written derivative outside the grammar
+    MISSING = "missing"                        # no written derivative for this gradient
+
+
+# A layout in which a written derivative is accepted as right: the same numbers, arranged
+# another way. latex.py decides by these values, never by the text.
+ACCEPTED_LAYOUTS = frozenset({Mistake.TRANSPOSED, Mistake.BIAS_NOT_SUMMED})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's verdict on one gradient: its mistake and the numbers its message needs."""
+
+    name: str                           # dW1, db1, dW2, db2
+    relative_error: float               # to the reference; inf when it cannot be compared
+    mistake: Mistake = Mistake.NONE
+    n: int = 0                          # the batch size of the problem it was judged on
+    shape: tuple[int, ...] = ()         # the shape handed in
+    expected: tuple[int, ...] = ()      # the reference's shape
+    returned: int = len(NAMES)          # how many values `gradients` returned
+
+    @property
+    def correct(self) -> bool:
+        """Right, in the layout the reference uses or one that differs only by size-1 axes."""
+        return self.mistake is Mistake.NONE
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The verdict on one written derivative (or an intermediate definition it uses)."""
+
+    target: str                         # dW1, db1, dW2, db2, or the name a definition defines
+    latex: str                          # the right-hand side as written
+    verdict: str                        # right, wrong, unreadable; "definition" for a name
+    check: Verdict | None = None        # wrong: the verdict on its value
+    layouts: frozenset[Mistake] = field(default_factory=frozenset)  # right, laid out so
+    reason: str = ""                    # unreadable: what the reader could not read
+
+    @property
+    def mistake(self) -> Mistake:
+        """What is wrong with it: the value's mistake, UNREADABLE, or NONE."""
+        if self.verdict == "unreadable":
+            return Mistake.UNREADABLE
+        return self.check.mistake if self.check is not None else Mistake.NONE
+
+
+# ----------------------------------------------------------------------------- English
+
+# Mistakes several gradients share: one phrase after the names it applies to.
+_SHARED = {
+    Mistake.SIGMOID_DERIVATIVE: "the sigmoid derivative h_sigmoid ⊙ (1 − h_sigmoid) is missing "
+                                "from the chain rule",
+    Mistake.FACTOR_TWO: "the factor 2 from the square is missing (f = ||Y − Y_pred||², so "
+                        "df/dY_pred = 2(Y_pred − Y))",
+    Mistake.OFF_BY_N: "every gradient is off by a factor of n = {n}: the loss is the Frobenius "
+                      "sum ||Y − Y_pred||²_F, not the mean (MSE)",
+    Mistake.SIGN: "the sign is reversed: the gradient points uphill (Y − Y_pred instead of "
+                  "Y_pred − Y)",
+    Mistake.WRONG_COUNT: "`gradients` returned {returned} values; it must return dW1, db1, dW2, "
+                         "db2",
+}
+# Mistakes of one gradient: a sentence that names it.
+_OWN = {
+    Mistake.NONE: "{name} right",
+    Mistake.NOT_FINITE: "{name} contains NaN or infinity",
+    Mistake.TRANSPOSED: "{name} is transposed: shape {shape}, expected {expected}",
+    Mistake.BIAS_NOT_SUMMED: "{name} is not summed over the batch: the bias is shared by all {n} "
+                             "samples, so its gradient is the sum of the per-sample gradients "
+                             "(shape {expected}, got {shape})",
+    Mistake.SHAPE: "{name} has shape {shape}, expected {expected}",
+    Mistake.MISMATCH: "{name} does not match the derivative (relative error {error:.2g})",
+}
+# What a reading says without naming its gradient: its name goes first where it is listed.
+_UNNAMED = {
+    Mistake.UNREADABLE: "could not read: {reason}",
+    Mistake.MISSING: "not found",
+}
+_LAYOUT = {Mistake.TRANSPOSED: "written transposed",
+           Mistake.BIAS_NOT_SUMMED: "per-sample bias convention"}
+_NAMED = "{names}: {text}"
+_RIGHT_IN = "{name} right ({layouts})"
+_LIST = ", "
+_JOIN = "; "
+
+# A shared mistake of the whole `gradients` function: told on its own without a name.
+_WHOLE = frozenset({Mistake.WRONG_COUNT})
+# The verdict fields a shared phrase shows: verdicts with the same mistake and the same values
+# of these fields are told together ("dW1, db1: ...").
+_SHOWS = {Mistake.OFF_BY_N: ("n",), Mistake.WRONG_COUNT: ("returned",)}
+
+TEMPLATES = {**_SHARED, **_OWN, **_UNNAMED}
+
+
+def _fields(verdict: Verdict) -> dict[str, object]:
+    return {"name": verdict.name, "n": verdict.n, "shape": list(verdict.shape),
+            "expected": list(verdict.expected), "error": verdict.relative_error,
+            "returned": verdict.returned}
+
+
+def _shared(verdict: Verdict, names: str) -> str:
+    text = _SHARED[verdict.mistake].format(**_fields(verdict))
+    return _NAMED.format(names=names, text=text)
+
+
+def describe(found: Verdict | Reading) -> str:
+    """The student's feedback for one verdict or reading, rendered from its data alone."""
+    if isinstance(found, Reading):
+        return _describe_reading(found)
+    if found.mistake in _WHOLE:
+        return _SHARED[found.mistake].format(**_fields(found))
+    if found.mistake in _SHARED:
+        return _shared(found, found.name)
+    return _OWN[found.mistake].format(**_fields(found))
+
+
+def _describe_reading(reading: Reading) -> str:
+    if reading.verdict == "definition":
+        return ""
+    if reading.verdict == "unreadable":
+        return _UNNAMED[Mistake.UNREADABLE].format(reason=reading.reason)
+    if reading.check is not None:
+        return describe(reading.check)
+    if reading.layouts:
+        layouts = _LIST.join(sorted(_LAYOUT[m] for m in reading.layouts))
+        return _RIGHT_IN.format(name=reading.target, layouts=layouts)
+    return _OWN[Mistake.NONE].format(name=reading.target)
+
+
+def summarize(wrong: Iterable[Verdict]) -> str:
+    """One line for these wrong verdicts (one per gradient), a shared mistake told once for
+    all the gradients it applies to, in the order the mistakes were first met."""
+    groups: dict[tuple[object, ...], list[Verdict]] = {}
+    for verdict in wrong:
+        if verdict.mistake in _SHARED:
+            key: tuple[object, ...] = (verdict.mistake, *(
+                getattr(verdict, name) for name in _SHOWS.get(verdict.mistake, ())))
+        else:
+            key = (verdict.mistake, verdict.name)
+        groups.setdefault(key, []).append(verdict)
+    return _JOIN.join(
+        _shared(group[0], _LIST.join(v.name for v in group)) if group[0].mistake in _SHARED
+        else describe(group[0]) for group in groups.values())
+
+
+def summarize_readings(best: Mapping[str, Reading], names: Iterable[str] = NAMES) -> str:
+    """One line on the written derivatives: each one missing, wrong, unreadable, or accepted in
+    another layout, named; the plainly right ones go unmentioned."""
+    notes = []
+    for name in names:
+        reading = best.get(name)
+        if reading is None:
+            notes.append(_NAMED.format(names=name, text=_UNNAMED[Mistake.MISSING]))
+        elif reading.verdict != "right" or reading.layouts:
+            text = describe(reading)
+            notes.append(_NAMED.format(names=name, text=text)
+                         if reading.mistake in _UNNAMED else text)
+    return _JOIN.join(notes)
