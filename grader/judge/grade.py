@@ -24,7 +24,7 @@ from grader.text import clean_text
 
 GRADED_AGAIN = "it is graded again on the next run"
 
-#: The built-in item's name; a rubric test of this name would be shadowed, so none has it.
+#: The built-in item's name: rubric tests are named test_*, so it never clashes with one.
 FILES_ITEM = "files_written"
 
 
@@ -93,8 +93,11 @@ def _grade(submission: intake.Submission, assignment: Assignment, config: Sandbo
             public, hidden = rubric_files(assignment, name, public_only)
             context = Context(student=session, run=run, assignment=assignment, mnist=mnist,
                               settings=assignment.settings, notebook=submission.notebook)
+            # asked first, shown last: the cheapest question, so a slow rubric question that
+            # spends the probe budget cannot cost it
+            written = files_item(submission.notebook, session)
             items = run_rubric(public, hidden, context)
-            if (written := files_item(submission.notebook, session)) is not None:
+            if written is not None:
                 items.append(written)
             try:
                 environment = session.environment()
