@@ -16,12 +16,15 @@ from pathlib import Path
 
 import click
 
-from grader import __version__, assignments, data, exports, intake, scheduler
+from grader import __version__, assignments, data, exports, intake
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
 from grader.intake import Submission
 from grader.judge.grade import failure_reason, grade
 from grader.results import Result, StoredResult
+from grader.run import Interrupted, OnResult
+from grader.run import run as grade_all
+from grader.run.plan import plan
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 from grader.text import one_line
 
@@ -197,8 +200,7 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     graded with the same content and rubric are not graded again, so after Ctrl-C (exit code
     130) the same command grades the rest."""
     assignment = assignments.find(hw, assignments_dir)
-    layout = scheduler.plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots,
-                            cluster=cluster)
+    layout = plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots, cluster=cluster)
     for note in layout.notes:
         click.echo(f"note: {note}", err=True)
     config = _config(assignment, timeout, not no_sandbox, assignment.limits.cpu_fallback,
@@ -229,8 +231,8 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
             todo.append((key, submission))
     store = _storer(book, assignment.name, dict(todo))
     try:
-        scheduler.run(todo, assignment, config, layout, store)
-    except scheduler.Interrupted as stop:
+        grade_all(todo, assignment, config, layout, store)
+    except Interrupted as stop:
         book.close()
         click.echo(str(stop), err=True)
         sys.exit(stop.exit_code)
@@ -240,8 +242,8 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
 
 
 def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
-            ) -> scheduler.OnResult:
-    """What the scheduler calls with each result: store it, then print its line. A result that
+            ) -> OnResult:
+    """What the run calls with each result: store it, then print its line. A result that
     cannot be stored is stored as that submission's failure, and the batch goes on; only a
     gradebook that takes nothing at all stops it."""
 

@@ -126,13 +126,13 @@ def test_a_fork_server_that_died_is_started_again(tmp_path):
     folder = notebook(tmp_path / "sub", "x = 1")
     record, was_warm = run(folder, probe=lambda s: s.warm)
     assert record.outcome == "completed" and was_warm
-    old = warm._server
+    old = warm._state.owned
     assert old is not None and old.alive()
     os.killpg(old.proc.pid, signal.SIGKILL)
     old.proc.wait()
     record, was_warm = run(folder, probe=lambda s: s.warm)
     assert record.outcome == "completed" and was_warm
-    assert warm._server is not old and warm._server.alive()
+    assert warm._state.owned is not old and warm._state.owned.alive()
 
 
 def test_without_a_fork_server_the_run_starts_cold(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ the grader closes its stdin), and for each job this server forks a child that, b
 student code exists:
 
 1. keeps only the job's three descriptors (requests, replies, stderr log) and /dev/null, and
-   checks that the placeholder's pid still belongs to the grader's bubblewrap;
+   checks that the placeholder's pid still belongs to a bubblewrap that the process which
+   asked started (its pid as the kernel gives it, SO_PEERCRED, never the job's word);
 2. joins the run's cgroup and lowers its rlimits, as bubblewrap's child does;
 3. becomes the unprivileged sandbox user when the grader is root (grader/sandbox/user.py),
    then enters every namespace of the placeholder (mount, pid, network, IPC, UTS, cgroup,
@@ -18,17 +19,24 @@ student code exists:
    the grader's seccomp filter, and resets its environment, its import path and matplotlib's
    folders;
 5. says "ok" to this server, which only then answers the grader (a child that cannot get in
-   is answered as an error, and the grader starts that run cold);
+   is answered as an error, and the grader starts that run cold; one that is not in after
+   SETUP_TIMEOUT_S is killed and answered so);
 6. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
    agent there. The agent forks the notebook's kernel the same way (agent.fork_kernel).
 
 This process runs no student code and holds nothing but imported modules: a child starts from
 a copy of exactly that. It never touches the GPU (CUDA cannot survive a fork), and it refuses
 to serve if importing started a Python thread or mapped shared writable memory. It is started
-by grader/sandbox/warm.py as `python forkserver.py FD [MATPLOTLIB_DIR]`, outside any sandbox,
-with the sandbox's environment; FD is an AF_UNIX socket on which each job arrives as one JSON
-message with three descriptors attached, and the answer is one JSON message with the job's
-number: {"id": N, "pid": PID} or {"id": N, "error": "..."}.
+by grader/sandbox/warm.py as `python forkserver.py FD LISTEN_FD|- [MATPLOTLIB_DIR]`, outside
+any sandbox, with the sandbox's environment. FD is the owner's AF_UNIX socket: the server ends
+when it closes. LISTEN_FD, when given, is a listening socket (an abstract name) through which
+other processes of the same user (the workers of a `--jobs N` run) connect, so one server
+serves a whole machine; a connection from any other user is hung up on, and no sandbox can
+reach the name (abstract names belong to a network namespace, and each sandbox has its own).
+On every connection each job arrives as one JSON message with three descriptors attached, and
+the answer, on that connection, is one JSON message with the job's number: {"id": N, "pid":
+PID} or {"id": N, "error": "..."}. The server is one thread: it waits on every connection and
+every child's setup at once (poll), so clients are served concurrently.
 """
 
 from __future__ import annotations
@@ -38,11 +46,14 @@ import ctypes
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +79,8 @@ MPL_BACKEND = "module://matplotlib_inline.backend_inline"
 CHANNEL_FD = 3
 STATUS_FD = 4  # the child's "ok" (or why not) to this server, closed before the agent runs
 SETUP_TIMEOUT_S = 20
+SEND_TIMEOUT_S = 10
+MAX_CONNECTIONS = 256
 
 
 class SetupError(RuntimeError):
@@ -103,59 +116,143 @@ def preload(matplotlib_dir: str | None = None) -> dict[str, Any]:
             "seconds": round(time.monotonic() - started, 3)}
 
 
-def serve(control: socket.socket) -> None:
-    """Fork a child per job until the grader closes its end. The answer waits for the child
-    to be in its sandbox (or to fail getting there), so a failure is the grader's to handle
-    (it starts that run cold) and never a run that looks like the student's."""
+@dataclass
+class _Setup:
+    """A child on its way into its sandbox, and where its answer goes."""
+
+    conn: socket.socket
+    job_id: Any
+    pid: int
+    deadline: float
+    raw: bytes = b""
+
+
+def serve(control: socket.socket, listener: socket.socket | None = None) -> None:
+    """Fork a child per job until the grader closes `control`. Jobs arrive on `control` and
+    on every connection `listener` accepts from a process of this server's own user (the
+    workers of a pool); each is answered on its own connection with its own number, and one
+    child's setup never holds up another's answer. The answer waits for the child to be in
+    its sandbox (or to fail getting there), so a failure is the grader's to handle (it starts
+    that run cold) and never a run that looks like the student's. Single-threaded: this
+    process forks, so it must never run a second thread."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    conns: dict[int, socket.socket] = {control.fileno(): control}
+    setups: dict[int, _Setup] = {}
+    poller = select.poll()
+    for sock in (control, listener):
+        if sock is not None:
+            poller.register(sock.fileno(), select.POLLIN)
     while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
-        except OSError:
-            return
-        if not message:
-            return
-        job: dict[str, Any] = {}
-        try:
-            job = json.loads(message)
-            if len(fds) != 3:
-                raise ValueError(f"expected 3 descriptors, got {len(fds)}")
-            status_read, status_write = os.pipe()
-            pid = os.fork()
-        except (ValueError, OSError) as exc:
-            _send(control, {"id": job.get("id"), "error": f"{type(exc).__name__}: {exc}"})
-            for fd in fds:
-                os.close(fd)
-            continue
-        if pid == 0:
-            os.close(status_read)
-            _child(job, fds, status_write)
-        os.close(status_write)
+        wait = min((s.deadline for s in setups.values()), default=None)
+        timeout = None if wait is None else max(0, int((wait - time.monotonic()) * 1000) + 1)
+        for fd, _ in poller.poll(timeout):
+            if listener is not None and fd == listener.fileno():
+                _accept(listener, conns, poller)
+            elif fd in setups:
+                _setup_status(fd, setups, poller)
+            elif fd in conns and not _request(conns[fd], setups, poller):
+                if conns[fd] is control:
+                    return
+                poller.unregister(fd)
+                conns.pop(fd).close()
+        _expire(setups, poller)
+
+
+def peer(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, as the kernel saw it connect."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def _accept(listener: socket.socket, conns: dict[int, socket.socket],
+            poller: select.poll) -> None:
+    """Take a connection from a process of this server's user; anyone else is hung up on."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    if peer(conn)[1] != os.geteuid() or len(conns) >= MAX_CONNECTIONS:
+        conn.close()
+        return
+    conn.settimeout(SEND_TIMEOUT_S)  # an answer never waits on a client that stopped reading
+    conns[conn.fileno()] = conn
+    poller.register(conn.fileno(), select.POLLIN)
+
+
+def _request(conn: socket.socket, setups: dict[int, _Setup], poller: select.poll) -> bool:
+    """Read one job from `conn` and fork its child. False: the connection has ended."""
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    except OSError:
+        return False
+    if not message:
         for fd in fds:
             os.close(fd)
-        status = _status(status_read)
+        return False
+    job: dict[str, Any] = {}
+    try:
+        decoded = json.loads(message)
+        if not isinstance(decoded, dict):
+            raise ValueError("a job is a JSON object")
+        job = decoded
+        if len(fds) != 3:
+            raise ValueError(f"expected 3 descriptors, got {len(fds)}")
+        job["requester"] = peer(conn)[0]  # the kernel's word, never the job's
+        status_read, status_write = os.pipe()
+        pid = os.fork()
+    except (ValueError, OSError) as exc:
+        _send(conn, {"id": job.get("id"), "error": f"{type(exc).__name__}: {exc}"})
+        for fd in fds:
+            os.close(fd)
+        return True
+    if pid == 0:
         os.close(status_read)
-        _send(control, {"id": job.get("id"), "pid": pid} if status == "ok"
-              else {"id": job.get("id"), "error": status or "the child ended during setup"})
+        _child(job, fds, status_write)
+    os.close(status_write)
+    for fd in fds:
+        os.close(fd)
+    setups[status_read] = _Setup(conn, job.get("id"), pid,
+                                 time.monotonic() + SETUP_TIMEOUT_S)
+    poller.register(status_read, select.POLLIN)
+    return True
 
 
-def _status(fd: int, timeout: float = SETUP_TIMEOUT_S) -> str:
+def _setup_status(fd: int, setups: dict[int, _Setup], poller: select.poll) -> None:
     """The child's one line: "ok" once it is in its sandbox, else why not."""
-    import select
-
-    raw = b""
-    end = time.monotonic() + timeout
-    while b"\n" not in raw and time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
-        chunk = os.read(fd, 4096) if ready else b""
-        if not chunk:
-            break
-        raw += chunk
-    return raw.decode("utf-8", "replace").strip()
+    setup = setups[fd]
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        chunk = b""
+    setup.raw += chunk
+    if chunk and b"\n" not in setup.raw:
+        return
+    _answer(setups.pop(fd), fd, poller, setup.raw.decode("utf-8", "replace").strip())
 
 
-def _send(control: socket.socket, message: dict[str, Any]) -> None:
-    control.sendall(json.dumps(message).encode() + b"\n")
+def _expire(setups: dict[int, _Setup], poller: select.poll) -> None:
+    """A child that is not in its sandbox after SETUP_TIMEOUT_S is killed and answered."""
+    now = time.monotonic()
+    for fd in [fd for fd, s in setups.items() if s.deadline <= now]:
+        setup = setups.pop(fd)
+        with contextlib.suppress(OSError):
+            os.kill(setup.pid, signal.SIGKILL)
+        _answer(setup, fd, poller,
+                f"the child was not in its sandbox after {SETUP_TIMEOUT_S} s")
+
+
+def _answer(setup: _Setup, fd: int, poller: select.poll, status: str) -> None:
+    poller.unregister(fd)
+    os.close(fd)
+    _send(setup.conn, {"id": setup.job_id, "pid": setup.pid} if status == "ok"
+          else {"id": setup.job_id, "error": status or "the child ended during setup"})
+
+
+def _send(conn: socket.socket, message: dict[str, Any]) -> None:
+    """Answer on `conn`; a client that has gone (or stopped reading) gets nothing."""
+    with contextlib.suppress(OSError):
+        conn.sendall(json.dumps(message).encode() + b"\n")
 
 
 def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
@@ -164,7 +261,8 @@ def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _stdio(fds, status)
         status = STATUS_FD
-        namespaces = _open_namespaces(int(job["target"]), int(job["parent"]))
+        namespaces = _open_namespaces(int(job["target"]), int(job["parent"]),
+                                      int(job["requester"]))
         _close_all_but({0, 1, 2, CHANNEL_FD, STATUS_FD, *namespaces.values()})
         for path in job["cgroup_procs"]:
             with open(path, "w") as handle:
@@ -184,8 +282,11 @@ def _child(job: dict[str, Any], fds: list[int], status: int) -> None:
         with contextlib.suppress(OSError):
             os.write(status, f"{type(exc).__name__}: {exc}"[:2000].encode() + b"\n")
         os._exit(71)
-    os.write(status, b"ok\n")
-    os.close(status)
+    try:
+        os.write(status, b"ok\n")
+        os.close(status)
+    except OSError:  # nobody is waiting for this child any more
+        os._exit(71)
     code = 70
     try:
         code = _run_agent(job)
@@ -241,10 +342,13 @@ def only_sandbox_paths(agent_dir: str) -> None:
     sys.path_importer_cache.clear()
 
 
-def _open_namespaces(target: int, parent: int) -> dict[str, int]:
+def _open_namespaces(target: int, parent: int, requester: int | None = None
+                     ) -> dict[str, int]:
     """Descriptors of the placeholder's namespaces that differ from this process's. `target`
     must still be `parent`'s child once they are open (bubblewrap, which the grader has not
-    reaped, forks its first process once), so a reused pid cannot pass for it."""
+    reaped, forks its first process once), so a reused pid cannot pass for it; and `parent`
+    must be a child of `requester`, the process that asked (so a process sharing this server
+    can only bring an agent into a sandbox it started itself)."""
     found: dict[str, int] = {}
     for name in (*NAMESPACES, "user"):
         fd = os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
@@ -255,6 +359,11 @@ def _open_namespaces(target: int, parent: int) -> dict[str, int]:
     stat = Path(f"/proc/{target}/stat").read_text()
     if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
         raise SetupError(f"process {target} is no longer the sandbox's first process")
+    if requester is not None:
+        started_by = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        if int(started_by) != requester:
+            raise SetupError(f"process {parent} was not started by process {requester}, "
+                             "which asked for it")
     if "mnt" not in found or "pid" not in found:
         raise SetupError(f"process {target} is not in a sandbox of its own")
     return found
@@ -393,12 +502,15 @@ def retitle(argv: list[str]) -> None:
 
 
 def main() -> int:
+    """`forkserver.py CONTROL_FD LISTEN_FD|- [MATPLOTLIB_DIR]`"""
     control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=int(sys.argv[1]))
-    status = preload(sys.argv[2] if len(sys.argv) > 2 else None)
+    control.settimeout(SEND_TIMEOUT_S)
+    listener = None if sys.argv[2] == "-" else socket.socket(fileno=int(sys.argv[2]))
+    status = preload(sys.argv[3] if len(sys.argv) > 3 else None)
     _send(control, status)
     if not status["ready"]:
         return 1
-    serve(control)
+    serve(control, listener)
     return 0
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, cluster, intake
-from grader.cluster import ClusterError, Parcel
+from grader import assignments, intake
+from grader.run import dask as cluster
+from grader.run.dask import ClusterError, Parcel, WorkerSide
 from grader.sandbox import bwrap
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
@@ -64,16 +65,17 @@ def test_a_parcel_never_writes_outside_its_folder(tmp_path: Path):
 
 def test_the_shipped_assignment_is_the_same_rubric():
     w4 = assignments.find("W4")
-    shipped = cluster.unpack_assignment(w4.name, cluster.pack_assignment(w4))
+    worker = WorkerSide()
+    shipped = worker.unpack_assignment(w4.name, cluster.pack_assignment(w4))
     assert shipped.folder != w4.folder
     assert shipped.digest() == w4.digest()  # same gradebook key on both sides
-    assert cluster.unpack_assignment(w4.name, cluster.pack_assignment(w4)) is shipped
+    assert worker.unpack_assignment(w4.name, cluster.pack_assignment(w4)) is shipped
 
 
 def test_without_dask_the_error_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # what a missing package looks like
     with pytest.raises(ClusterError) as caught:
-        cluster._distributed()
+        cluster.distributed_module()
     assert str(caught.value) == "--cluster needs Dask: pip install 'torchgrade[cluster]'"
 
 
