@@ -93,8 +93,7 @@ def _assignment(hw: str, root: Path) -> assignments.Assignment | None:
 
 def _max_gap(found: assignments.Assignment | None) -> float:
     """The public/hold-out accuracy gap above which a result is flagged."""
-    table = found.settings.get("accuracy", {}) if found else {}
-    return float(table.get("max_gap", 0.02))  # type: ignore[arg-type]
+    return found.accuracy.max_gap if found and found.accuracy else assignments.MAX_GAP
 
 
 def _group(results: Iterable[StoredResult]) -> dict[str, list[StoredResult]]:
