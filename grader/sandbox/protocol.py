@@ -1,4 +1,5 @@
-"""The wire format between the trusted grader and the in-sandbox agent.
+"""The wire format between the trusted grader and the in-sandbox agent, and the table of
+requests (`OPERATIONS`) both sides build, check and dispatch by.
 
 One JSON object per line. Arrays travel as base64 `.npy` bytes written and read with
 `allow_pickle=False`, so an answer can carry numbers and nothing that runs. This module is also
