@@ -295,7 +295,7 @@ class Session(ProbeClient):
         (A warm sandbox is simply killed: its agent and kernel die with its pid namespace.)"""
         if self.proc is not None and self.proc.poll() is None and not self.warm:
             try:
-                self._send({"op": "close"})
+                self._send(protocol.request(protocol.CLOSE.name))
                 self.proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
