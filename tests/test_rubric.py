@@ -163,3 +163,15 @@ def test_a_file_not_written_is_named_in_the_feedback(tmp_path):
     written = items["files_written"]
     assert (written.score, written.max, written.status) == (0, 0, "failed")
     assert written.feedback == "net_all.pkl was not saved in the notebook's folder"
+
+
+def test_an_unanswered_question_reads_as_its_reason(tmp_path):
+    """A ProbeError's text is the feedback, without the exception's module path."""
+    public = write(tmp_path / "public", "test_hw.py", '''
+from grader.sandbox import ProbeError
+
+def test_asks():
+    raise ProbeError("gradients is not defined in the notebook")
+''')
+    (item,) = run_rubric([public], [], Context(None, None, None))
+    assert item.feedback == "gradients is not defined in the notebook"

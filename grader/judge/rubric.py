@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from grader.results import Item
+from grader.sandbox import ProbeError
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _message(report: Any) -> str:
     crash = getattr(longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(longrepr)
     first = text.strip().splitlines()[0] if text.strip() else "failed"
-    for prefix in ("AssertionError: ", "Failed: ", "grader.sandbox.session.ProbeError: "):
+    for prefix in ("AssertionError: ", "Failed: ", f"{ProbeError.__module__}.ProbeError: "):
         first = first.removeprefix(prefix)
     return first.removeprefix("assert ")[:500] if first.startswith("assert ") else first[:500]
 
