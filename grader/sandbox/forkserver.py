@@ -22,7 +22,7 @@ student code exists:
    is answered as an error, and the grader starts that run cold; one that is not in after
    SETUP_TIMEOUT_S is killed and answered so);
 6. forks once more, so the agent is a process of the sandbox's pid namespace, and runs the
-   agent there. The agent forks the notebook's kernel the same way (agent.fork_kernel).
+   agent there. The agent forks the notebook's kernel the same way (kernel_fork.fork_kernel).
 
 This process runs no student code and holds nothing but imported modules: a child starts from
 a copy of exactly that. It never touches the GPU (CUDA cannot survive a fork), and it refuses
