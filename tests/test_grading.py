@@ -205,8 +205,8 @@ def test_exports(tmp_path):
     bob = json.loads((out / "gradescope" / "bob_W4_Homework.results.json").read_text())
     assert bob["score"] == 11
     visibility = {t["name"]: t["visibility"] for t in bob["tests"]}
-    assert visibility["test_gradients_match_the_derivation"] == "visible"
-    assert visibility["test_trained_net_fits_the_slide_data"] == "after_published"
+    assert visibility["The four gradients are right on fresh inputs"] == "visible"
+    assert visibility["The trained net fits the slide's data"] == "after_published"
     assert "bob,,,bob,,11" in (out / "canvas.csv").read_text()
 
 

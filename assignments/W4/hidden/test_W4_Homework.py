@@ -9,6 +9,7 @@ from grader.judge import autograd_calls, function_source, random_problem
 
 @pytest.mark.points(2)
 def test_gradients_are_derived_not_autograd(student, run):
+    """The gradients are derived by hand, not by autograd"""
     source = function_source(run, "gradients")
     assert source, "no `def gradients` in the notebook"
     assert not autograd_calls(source), "`gradients` uses autograd; the homework asks for the " \
@@ -19,6 +20,7 @@ def test_gradients_are_derived_not_autograd(student, run):
 
 @pytest.mark.points(2)
 def test_trained_net_fits_the_slide_data(student, reference):
+    """The trained net fits the slide's data"""
     params = [torch.from_numpy(student.value(name)).double() for name in ("W1", "b1", "W2", "b2")]
     x, y = reference.twolayer.slide_data()
     _, y_pred = reference.twolayer.forward(x.double(), *params)

@@ -19,6 +19,10 @@ from grader.judge import (
 
 @pytest.mark.points(6)
 def test_gradients_match_the_derivation(student, credit, evidence):
+    """The four gradients are right on fresh inputs
+
+    `gradients(X, Y, W1, b1, W2, b2)` is called on inputs drawn for this run and each result is
+    compared with the reference; a wrong one is named by the mistake that explains it."""
     rng = np.random.default_rng()  # fresh inputs every run
     bias = bias_convention(student, rng)
     assert bias is not None, "`gradients(X, Y, W1, b1, W2, b2)` could not be called: see the run"
@@ -30,7 +34,9 @@ def test_gradients_match_the_derivation(student, credit, evidence):
 
 @pytest.mark.points(4)
 def test_derivative_expressions(run, credit, evidence):
-    """Task 2: the expressions written in markdown, read (never run) and checked numerically."""
+    """The derivatives written in markdown are right
+
+    Task 2: the expressions are read (never run) and checked numerically."""
     every = read_markdown(markdown_cells(run), np.random.default_rng())
     evidence["derivations"] = derivation_evidence(every)
     readings = best_readings(every)
