@@ -29,9 +29,7 @@ from typing import Any
 import nbformat
 import numpy as np
 
-from grader.judge.mistakes import ACCEPTED_LAYOUTS, Reading, describe
-
-PARAMS = ("W1", "b1", "W2", "b2")
+from grader.judge.mistakes import ACCEPTED_LAYOUTS, NAMES, Reading, describe
 
 
 class Unreadable(ValueError):
@@ -401,7 +399,7 @@ def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading
 
     expressions = find(markdown)
     definitions: dict[str, Node] = {}
-    known = frozenset(e.target for e in expressions if e.target not in _GRADIENTS)
+    known = frozenset(e.target for e in expressions if e.target not in NAMES)
     readings = []
     for expression in expressions:
         try:
@@ -410,7 +408,7 @@ def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading
             readings.append(Reading(expression.target, expression.latex, "unreadable",
                                     reason=str(exc)))
             continue
-        if expression.target not in _GRADIENTS:
+        if expression.target not in NAMES:
             definitions.setdefault(expression.target, tree)
             readings.append(Reading(expression.target, expression.latex, "definition"))
             continue
@@ -422,7 +420,7 @@ def best(readings: list[Reading]) -> dict[str, Reading]:
     """The best reading of each parameter's derivative: right over wrong over unreadable."""
     chosen: dict[str, Reading] = {}
     for reading in readings:
-        if reading.target in _GRADIENTS and (
+        if reading.target in NAMES and (
                 reading.target not in chosen
                 or _RANK[reading.verdict] < _RANK[chosen[reading.target].verdict]):
             chosen[reading.target] = reading
@@ -441,7 +439,6 @@ def evidence(readings: list[Reading]) -> list[dict[str, str]]:
              "feedback": describe(r)} for r in readings]
 
 
-_GRADIENTS = ("dW1", "db1", "dW2", "db2")
 
 
 def _check(expression: Expression, tree: Node, definitions: dict[str, Node],
@@ -450,7 +447,7 @@ def _check(expression: Expression, tree: Node, definitions: dict[str, Node],
     the accepted layouts (noted in the reading); else the first mistake met."""
     import torch
 
-    index = _GRADIENTS.index(expression.target)
+    index = NAMES.index(expression.target)
     layouts = set()
     for n, hidden in SHAPES:
         problem = gradients.random_problem(rng, n, hidden)
