@@ -15,7 +15,8 @@ import pytest
 from grader import assignments, intake
 from grader.judge.grade import grade
 from grader.results import Result
-from grader.run import Plan, pool, run
+from grader.run import Plan, pool, run, shared_cores
+from grader.run.plan import available_cores
 from grader.run.progress import ProgressBar, Reporter
 from grader.run.stop import InterruptGuard
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap, warm
@@ -146,3 +147,11 @@ def test_the_workers_share_one_fork_server(tmp_path: Path):
     workers = set(map(watch.sandbox_of.get, ours))
     assert len(workers) == 2 and os.getpid() not in workers  # both workers' sandboxes, warm
     assert not {pid for pid, parent in watch.servers.items() if parent in workers}
+
+
+def test_workers_side_by_side_share_the_cores():
+    """Each of N workers' kernels gets cores // N torch threads (at least one); a number the
+    TA set is kept."""
+    assert shared_cores(SandboxConfig(), 2).torch_threads == max(1, available_cores() // 2)
+    assert shared_cores(SandboxConfig(), 10 * available_cores()).torch_threads == 1
+    assert shared_cores(SandboxConfig(torch_threads=4), 2).torch_threads == 4

@@ -124,6 +124,30 @@ def test_a_notebook_runs_and_answers_questions(tmp_path, view):
     assert executed.cells[2].outputs[0].ename == "ValueError"
 
 
+def test_runs_side_by_side_share_the_cores_and_a_notebook_may_still_choose(tmp_path, view):
+    """`torch_threads` (what `--jobs N` sets) is how many threads torch starts with in the
+    kernel; without it torch keeps its own default; a notebook's own setting wins."""
+    folder = notebook(tmp_path / "sub", "import torch\nstarted = torch.get_num_threads()\n"
+                      "def threads():\n    return torch.get_num_threads()",
+                      "torch.set_num_threads(3)")
+
+    def threads(session):
+        (now,) = session.call("threads")
+        return now, session.value("started")
+
+    _, (now, started) = run(folder, view, threads, torch_threads=1)
+    assert (int(started), int(now)) == (1, 3)
+    _, (_, default) = run(folder, view, threads)
+    assert int(default) == torch_default_threads()
+
+
+def torch_default_threads() -> int:
+    """torch's own default in a fresh interpreter on this machine."""
+    return int(subprocess.run([sys.executable, "-c", "import torch; "
+                               "print(torch.get_num_threads())"], capture_output=True,
+                              text=True, check=True).stdout)
+
+
 def test_probe_errors_are_typed_and_the_session_goes_on(tmp_path, view):
     folder = notebook(tmp_path / "sub", "def bad(x):\n    raise KeyError('nope')",
                       "def weird(x):\n    return 'not an array'")

@@ -15,6 +15,7 @@ The backends share one interface (`Backend`) and import the modules above, never
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from rich.console import Console
@@ -23,7 +24,7 @@ from grader.assignments import Assignment
 from grader.run.dask import Dask
 from grader.run.grading import Grading, Job, OnResult
 from grader.run.inline import Inline
-from grader.run.plan import Plan, PlanError
+from grader.run.plan import Plan, PlanError, available_cores
 from grader.run.pool import Pool
 from grader.run.progress import ProgressBar, Reporter
 from grader.run.stop import Interrupted, InterruptGuard
@@ -51,8 +52,16 @@ def backend_for(layout: Plan, jobs: int, assignment: Assignment,
         return Dask(assignment, config, layout)
     Sandbox(config)  # no bubblewrap: one error now, not one per worker
     if min(layout.workers, jobs) > 1:
-        return Pool(assignment, config, layout)
+        return Pool(assignment, shared_cores(config, min(layout.workers, jobs)), layout)
     return Inline(assignment, config, layout, Grading())
+
+
+def shared_cores(config: SandboxConfig, workers: int) -> SandboxConfig:
+    """`config` for one of `workers` runs side by side on this machine: each kernel's torch
+    gets its part of the cores (at least one) unless the TA set a number."""
+    if config.torch_threads is not None:
+        return config
+    return replace(config, torch_threads=max(1, available_cores() // workers))
 
 
 def run(jobs: Iterable[Job], assignment: Assignment, config: SandboxConfig,

@@ -163,6 +163,7 @@ class Agent:
             self.alive = True
             settings = {"seed": int(cfg["seed"]), "uses_torch": "torch" in source,
                         "cpu_fallback": bool(cfg.get("cpu_fallback")),
+                        "torch_threads": cfg.get("torch_threads"),
                         "output_limit": int(cfg["output_limit"])}
             prelude = self.run_silently(
                 prelude_statement(AGENT_DIR / "kernel_prelude.py", settings),

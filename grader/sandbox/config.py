@@ -21,6 +21,10 @@ class SandboxConfig:
     gpus: tuple[int, ...] = ()
     cpu_fallback: bool = False
     warm: bool = True              # bring in an agent forked from a warm one (forkserver.py)
+    #: Threads torch may use in the kernel; None leaves torch's default (every core). Runs
+    #: side by side (`--jobs N`) share the cores, so each gets its part instead of all of them
+    #: spinning against each other.
+    torch_threads: int | None = None
     #: Seconds for every question asked after the notebook ended, all together (default:
     #: half the notebook's limit, from 30 s to 10 min): one deadline, start-up grace +
     #: notebook_seconds + these, bounds a submission's whole grading.

@@ -41,11 +41,16 @@ class Capped:
 def start(settings: dict[str, Any]) -> None:
     """Everything the kernel needs before the first cell. `settings`: `output_limit`
     (characters per stream), `seed`, `uses_torch` (the notebook names torch, so seeding it
-    is worth importing it) and `cpu_fallback`."""
+    is worth importing it), `cpu_fallback` and `torch_threads` (how many threads torch may
+    use, when the grader runs notebooks side by side; the notebook's own setting still wins)."""
     limit = int(settings["output_limit"])
     sys.stdout = Capped(sys.stdout, limit)  # type: ignore[assignment]
     sys.stderr = Capped(sys.stderr, limit)  # type: ignore[assignment]
     seed_all(int(settings["seed"]), bool(settings["uses_torch"]))
+    if settings["uses_torch"] and settings.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(settings["torch_threads"]))
     if settings["uses_torch"] and settings.get("cpu_fallback"):
         cpu_fallback()
 

@@ -132,6 +132,7 @@ class Session(ProbeClient):
                     "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
                     "output_limit": cfg.output_limit, "seed": cfg.seed,
                     "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
+                    "torch_threads": cfg.torch_threads,
                     "data_roots": list(bwrap.DATA_ROOTS), "matplotlib_fonts": fonts_seen_as,
                     "sandboxed": cfg.sandboxed})
 
