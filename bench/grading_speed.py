@@ -28,7 +28,9 @@ created when missing with
     python3 -m venv DIR && DIR/bin/pip install nbgrader torch==2.14.1 matplotlib
 and the comparison is skipped with a message when it cannot be.
 Runs are interleaved (ours --jobs 1, ours --jobs 2, ours --jobs 2 cold, nbgrader; then again),
-and each figure is the median of `--runs`.
+and each figure is the median of `--runs`. Last, the machine's own ceiling for `--jobs 2`: how
+much two CPU-bound Python processes at once get done against one alone (a virtual machine's two
+CPUs may give well under 2x).
 """
 
 from __future__ import annotations
@@ -321,6 +323,26 @@ def per_example(scores: dict[str, tuple[float, float]]) -> str:
     return "; ".join(parts)
 
 
+SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000):\n    x += i\n" \
+       "print(time.perf_counter() - t)"
+
+
+def spin_seconds(together: int) -> float:
+    """Seconds `together` pure-Python loops take when started at once (the slowest): what
+    this machine's cores give processes side by side, whatever its CPU count says."""
+    procs = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True)
+             for _ in range(together)]
+    return max(float(p.communicate()[0]) for p in procs)
+
+
+def parallel_capacity(rounds: int = 3) -> float:
+    """How much two CPU-bound processes at once get done against one alone, median of
+    `rounds`: the ceiling of `--jobs 2` against `--jobs 1` on this machine (2.0 on two
+    real cores)."""
+    ratios = [2 * spin_seconds(1) / spin_seconds(2) for _ in range(rounds)]
+    return statistics.median(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -358,7 +380,11 @@ def main() -> None:
                       f"(load average before: {load:.2f})", flush=True)
         if bin_dir is not None:
             scores["nbgrader"] = nbgrader_scores(scratch / "course", bin_dir)
+    capacity = parallel_capacity()
     report(times, scores, count, args.runs)
+    print(f"this machine runs two CPU-bound processes at once {capacity:.2f}x as fast as one "
+          f"(the ceiling for --jobs 2 against --jobs 1); --jobs 2 reached "
+          f"{statistics.median(times['jobs 1']) / statistics.median(times['jobs 2']):.2f}x")
 
 
 def report(times: dict[str, list[float]], scores: dict[str, dict[str, tuple[float, float]]],
