@@ -129,6 +129,7 @@ def test_the_workers_share_one_fork_server(tmp_path: Path):
     config = SandboxConfig(resources=ResourceLimits.for_run(w4.limits.memory_mb, 300),
                            notebook_seconds=300, cell_seconds=300)
     results: list[Result] = []
+    warm.shutdown()  # a server an earlier test left to this process is not the pool's
     watch = _Watch()
     watch.thread.start()
     try:
@@ -140,12 +141,13 @@ def test_the_workers_share_one_fork_server(tmp_path: Path):
     assert graded == len(jobs) and not [r for r in results if r.grader_error], results
     assert {r.student: r.total for r in results}["alice"] == 14
     servers = {pid for pid, parent in watch.servers.items() if parent == os.getpid()}
-    assert len(servers) == 1 and warm._state.owned is not None
-    assert servers == {warm._state.owned.proc.pid}
+    seen = f"servers {watch.servers}, entered {watch.entered}, sandboxes {watch.sandbox_of}"
+    assert len(servers) == 1 and warm._state.owned is not None, seen
+    assert servers == {warm._state.owned.proc.pid}, seen
     (server,) = servers
     ours = [ns for parent, ns in watch.entered.values() if parent == server]
     workers = set(map(watch.sandbox_of.get, ours))
-    assert len(workers) == 2 and os.getpid() not in workers  # both workers' sandboxes, warm
+    assert len(workers) == 2 and os.getpid() not in workers, seen  # both workers', warm
     assert not {pid for pid, parent in watch.servers.items() if parent in workers}
 
 
