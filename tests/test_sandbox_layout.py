@@ -16,7 +16,8 @@ SANDBOX = GRADER / "sandbox"
 #: bare names, never `grader`.
 INSIDE = {path.stem for path in session.AGENT_FILES} | {"forkserver"}
 #: The layers above the sandbox (docs/ARCHITECTURE.md): nothing of grader/sandbox/ imports them.
-ABOVE = ("grader.judge", "grader.scheduler", "grader.cluster", "grader.cli")
+ABOVE = ("grader.judge", "grader.run", "grader.cli", "grader.gradebook", "grader.report",
+         "grader.exports")
 MOST_LINES = 20
 
 
