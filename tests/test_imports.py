@@ -106,3 +106,9 @@ def _reachable(start: str) -> set[str]:
             seen.add(nxt)
             todo.append(nxt)
     return seen
+
+
+def test_the_backends_import_the_core_never_each_other():
+    backends = {"grader.run.inline", "grader.run.pool", "grader.run.dask"}
+    for backend in backends:
+        assert not _reachable(backend) & backends, backend
