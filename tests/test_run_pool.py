@@ -90,7 +90,8 @@ class _Watch:
     def __init__(self) -> None:
         self.servers: dict[int, int] = {}             # server pid -> its parent
         self.entered: dict[int, tuple[int, str]] = {}  # child of a server -> (server, pid ns)
-        self.sandbox_of: dict[str, int] = {}          # sandbox's pid ns -> who started bwrap
+        self.bwrap_parent: dict[int, int] = {}        # every bubblewrap seen -> its parent
+        self.bwrap_of: dict[str, int] = {}            # pid ns -> a bubblewrap with a child in it
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -111,12 +112,23 @@ class _Watch:
             bwraps = {p for p, (_, cmd) in procs.items()
                       if cmd.split(b"\0")[0].endswith(b"bwrap")}
             for pid in bwraps:
-                ppid = procs[pid][0]
-                if ppid not in bwraps and ppid != 1:  # the outer bubblewrap, as started
-                    for kid, (parent, _) in procs.items():
-                        ns = _pid_namespace(kid) if parent == pid else None
-                        if ns is not None:
-                            self.sandbox_of[ns] = ppid
+                self.bwrap_parent[pid] = procs[pid][0]
+                for kid, (parent, _) in procs.items():
+                    ns = _pid_namespace(kid) if parent == pid else None
+                    if ns is not None:
+                        self.bwrap_of.setdefault(ns, pid)
+
+    @property
+    def sandbox_of(self) -> dict[str, int]:
+        """Sandbox's pid namespace -> the process that started its bubblewrap: the first
+        ancestor that was never seen as a bubblewrap (one sample can miss a process, so this
+        is decided from every sample, once the run is over)."""
+        started = {}
+        for ns, pid in self.bwrap_of.items():
+            while pid in self.bwrap_parent and self.bwrap_parent[pid] != 1:
+                pid = self.bwrap_parent[pid]
+            started[ns] = pid
+        return started
 
 
 @pytest.mark.slow
