@@ -9,6 +9,7 @@ judge (items and results), the gradebook (which stores them) and the reports and
     Item        one rubric test's verdict: score, worth, feedback for the student
     Result      one submission graded: its run, its items, the evidence the rubric measured
     StoredResult  a result as the gradebook gives it back: with its homework, key and time
+    Handin      how intake found a submission: the file, how it was matched, the LMS's facts
 """
 
 from __future__ import annotations
@@ -138,6 +139,82 @@ class Result:
                    grader_error=grader_error)
 
 
+class Match(StrEnum):
+    """How a handed-in file was found to be one of the assignment's notebooks."""
+
+    NAME = "name"        # the notebook's own name (after a student's or an LMS's prefix)
+    ALIAS = "alias"      # one of the notebook's aliases in assignment.toml
+    LOOSE = "loose"      # the name once copy suffixes (` (1)`, `-2`, `_v2`) and case are set aside
+    CONTENT = "content"  # what the notebook holds: the template's cells and the names it defines
+    ONLY = "only"        # the one notebook handed in for a homework of one notebook
+
+    @classmethod
+    def of(cls, value: object) -> Match:
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.NAME
+
+
+@dataclass(frozen=True)
+class Handin:
+    """What intake knew of a submission: the file as the student named it, how it was matched
+    to the notebook, and what the LMS said (who, when, late). Kept beside the result, and
+    refreshed on every run, so a re-downloaded class updates its lateness without a regrade."""
+
+    file: str = ""                  # the file's name as handed in, inside the student's hand-in
+    match: Match = Match.NAME
+    display_name: str = ""          # the student as the LMS or the roster shows them
+    source: str = ""                # the layout read: canvas, moodle, blackboard, gradescope, ...
+    submitted_at: str = ""          # ISO 8601, when the LMS says
+    late: bool | None = None        # what the LMS says; None when it says nothing
+    others: tuple[str, ...] = ()    # other files or attempts for the same notebook, not graded
+    skipped: tuple[str, ...] = ()   # entries shown, not graded (a Canvas text or URL entry)
+    section: str = ""               # the roster's section, when a roster was given
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "match": str(self.match), "display_name": self.display_name,
+                "source": self.source, "submitted_at": self.submitted_at, "late": self.late,
+                "others": list(self.others), "skipped": list(self.skipped),
+                "section": self.section}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Handin:
+        def texts(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        late = data.get("late")
+        return cls(file=str(data.get("file", "")), match=Match.of(data.get("match")),
+                   display_name=str(data.get("display_name", "")),
+                   source=str(data.get("source", "")),
+                   submitted_at=str(data.get("submitted_at", "")),
+                   late=late if isinstance(late, bool) else None,
+                   others=texts("others"), skipped=texts("skipped"),
+                   section=str(data.get("section", "")))
+
+    def notes(self, notebook: str) -> list[str]:
+        """What a TA and the student read about this hand-in, one sentence each."""
+        notes = []
+        if self.match is Match.CONTENT:
+            notes.append(f"{self.file} was matched by content to {notebook}")
+        elif self.match is Match.ONLY:
+            notes.append(f"{self.file} was graded as {notebook}: the only notebook handed in")
+        elif self.match in (Match.ALIAS, Match.LOOSE) or (self.file and self.file != notebook):
+            notes.append(f"{self.file} was matched by its name to {notebook}")
+        if self.late:
+            notes.append(f"handed in late{self._when()}, as {self.source or 'the LMS'} says")
+        if self.others:
+            notes.append("also handed in, not graded (the latest attempt counts): "
+                         + ", ".join(self.others))
+        if self.skipped:
+            notes.append("not graded (not a notebook): " + ", ".join(self.skipped))
+        return notes
+
+    def _when(self) -> str:
+        return f" ({self.submitted_at})" if self.submitted_at else ""
+
+
 @dataclass
 class StoredResult:
     """One student's current result for one notebook, as the gradebook keeps it: what the
@@ -158,3 +235,4 @@ class StoredResult:
     graded_at: float
     items: list[Item] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    handin: Handin = field(default_factory=Handin)

@@ -1,10 +1,5 @@
-"""Finding the submissions for an assignment: what was handed in, by whom, and whether it can be
-graded at all. A bad file is rejected with a reason for that submission only.
-
-Accepted layouts, mixed freely inside the folder given to `grade`:
-    alice_W4_Homework.ipynb              flat: <student>_<notebook>
-    alice/W4_Homework.ipynb              a folder per student (other files in it go along)
-    alice.zip                            an archive per student (Gradescope, Canvas)
+"""Reading what students hand in without trusting it: plain files only, never through a link,
+never larger than a limit, archives unpacked member by member.
 
 Only plain files are ever read. A symbolic link, a hard link (a file with more than one name)
 or a pipe or device anywhere in a submission rejects it, with the path named: a link could
@@ -31,29 +26,11 @@ from typing import BinaryIO
 
 import nbformat
 
-from grader.assignments import Assignment, Notebook
 from grader.text import valid_unicode
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 MAX_ARCHIVE_BYTES = 500 << 20
 PLAIN_FILES_ONLY = "a submission must hold plain files only; links are never followed"
-
-
-@dataclass(frozen=True)
-class Submission:
-    student: str
-    notebook: Notebook     # the assignment's notebook this file is
-    path: Path             # the handed-in .ipynb
-    files: tuple[Path, ...]  # other handed-in files that go into the sandbox with it
-    content_hash: str
-
-
-@dataclass(frozen=True)
-class Rejected:
-    student: str
-    notebook: str
-    path: Path
-    reason: str
 
 
 class RefusedFile(ValueError):
@@ -64,7 +41,7 @@ class RefusedFile(ValueError):
 # ----------------------------------------------------------------------------- reading safely
 
 
-def _kind_problem(info: os.stat_result, shown: str) -> str:
+def kind_problem(info: os.stat_result, shown: str) -> str:
     """Why the entry `info` (from lstat, never following a link) is not a plain file, or ''."""
     mode = info.st_mode
     if stat.S_ISLNK(mode):
@@ -102,7 +79,7 @@ def open_regular(path: Path, max_bytes: int | None = None) -> Iterator[BinaryIO]
         raise RefusedFile(f"{path.name} cannot be read ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
-        problem = _kind_problem(info, path.name)
+        problem = kind_problem(info, path.name)
         if problem:
             raise RefusedFile(f"{problem}: not read")
         if _opened_elsewhere(fd, path):
@@ -134,49 +111,13 @@ def copy_regular(path: Path, target: Path) -> None:
         shutil.copyfileobj(source, sink)
 
 
-def _hash_into(digest: hashlib._Hash, path: Path) -> None:
+def hash_into(digest: hashlib._Hash, path: Path) -> None:
     with open_regular(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
 
 
-# ----------------------------------------------------------------------------- layouts
-
-
-def collect(target: Path, assignment: Assignment,
-            scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    """Every submission of `assignment` under `target` (a folder or a single notebook). The
-    TA's own path is taken as given; everything inside it is read without following a link."""
-    if not target.is_dir():
-        return _flat(target.parent.resolve() / target.name, assignment)
-    found: list[Submission] = []
-    rejected: list[Rejected] = []
-    for entry in sorted(target.resolve().iterdir()):
-        try:
-            subs, bad = _entry(entry, assignment, scratch)
-        except Exception as exc:  # noqa: BLE001 - one unreadable entry is one student's problem
-            subs, bad = [], [Rejected(student_name(entry.name), "", entry,
-                                      f"could not be read ({type(exc).__name__}: {exc})")]
-        found += subs
-        rejected += bad
-    return found, rejected
-
-
-def _entry(entry: Path, assignment: Assignment,
-           scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    """One entry of the submissions folder: a student's folder, archive or notebook."""
-    info = entry.lstat()
-    if stat.S_ISDIR(info.st_mode):
-        return _from_folder(entry, assignment)
-    if entry.suffix == ".ipynb":
-        return _flat(entry, assignment)
-    problem = _kind_problem(info, entry.name)
-    if problem:
-        return [], [Rejected(student_name(entry.stem), "", entry,
-                             f"{problem}: {PLAIN_FILES_ONLY}")]
-    if entry.suffix == ".zip":
-        return _from_zip(entry, assignment, scratch)
-    return [], []
+# ---------------------------------------------------------------------- folders and notebooks
 
 
 def student_name(raw: str) -> str:
@@ -185,32 +126,8 @@ def student_name(raw: str) -> str:
     return os.fsencode(raw).decode("utf-8", "backslashreplace")
 
 
-def _student_of(filename: str, assignment: Assignment) -> str:
-    for nb in assignment.notebooks:
-        for name in (nb.name, *nb.aliases):
-            if filename.endswith(name):
-                return student_name(filename[: -len(name)].rstrip("_- ") or "student")
-    return student_name(filename.removesuffix(".ipynb"))
-
-
-def _notebook_of(filename: str, assignment: Assignment) -> Notebook | None:
-    return next((n for n in assignment.notebooks if n.matches(filename)), None)
-
-
-def _flat(path: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    """A notebook handed in on its own, `<student>_<notebook>`."""
-    nb = _notebook_of(path.name, assignment)
-    if nb is None:
-        return [], []  # another homework's notebook
-    student = _student_of(path.name, assignment)
-    problem = _kind_problem(path.lstat(), path.name)
-    if problem:
-        return [], [Rejected(student, nb.name, path, f"{problem}: {PLAIN_FILES_ONLY}")]
-    return _from_files(student, [path], [], assignment)
-
-
 @dataclass
-class _Scan:
+class Scan:
     """What a student's folder holds, found without following a link."""
 
     notebooks: list[Path] = field(default_factory=list)
@@ -220,8 +137,8 @@ class _Scan:
     size: int = 0
 
 
-def _scan(folder: Path) -> _Scan:
-    scan = _Scan()
+def scan(folder: Path) -> Scan:
+    scan = Scan()
 
     def fail(error: OSError) -> None:
         raise error
@@ -233,7 +150,7 @@ def _scan(folder: Path) -> _Scan:
             info = path.lstat()
             if name.endswith(".ipynb"):
                 scan.names.append(name)
-            problem = _kind_problem(info, student_name(path.relative_to(folder).as_posix()))
+            problem = kind_problem(info, student_name(path.relative_to(folder).as_posix()))
             if problem:
                 scan.problems.append(problem)
             elif not stat.S_ISDIR(info.st_mode):
@@ -242,56 +159,19 @@ def _scan(folder: Path) -> _Scan:
     return scan
 
 
-def _from_folder(folder: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    """A folder per student: its notebooks, and every other file, at any depth, goes along.
-    One link or special file anywhere rejects the whole folder."""
-    student = student_name(folder.name)
-    scan = _scan(folder)
-    reason = ""
-    if scan.problems:
-        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
-        reason = f"{scan.problems[0]}{more}: {PLAIN_FILES_ONLY}"
-    elif scan.size > MAX_ARCHIVE_BYTES:
-        reason = f"its files are larger than {MAX_ARCHIVE_BYTES >> 20} MB in all"
-    if not reason:
-        return _from_files(student, sorted(scan.notebooks), sorted(scan.files), assignment)
-    matched = sorted({nb.name for nb in assignment.notebooks for n in scan.names
-                      if nb.matches(n)})
-    return [], [Rejected(student, nb, folder, reason) for nb in matched or [""]]
-
-
-def _from_files(student: str, notebooks: list[Path], extra: list[Path],
-                assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    found, rejected = [], []
-    for path in notebooks:
-        nb = _notebook_of(path.name, assignment)
-        if nb is None:
-            continue  # another homework's notebook
-        reason = problem_with(path)
-        if not reason:
-            try:
-                found.append(Submission(student, nb, path, tuple(extra),
-                                        _content_hash(path, extra)))
-                continue
-            except RefusedFile as exc:
-                reason = f"{exc}; {PLAIN_FILES_ONLY}"
-        rejected.append(Rejected(student, nb.name, path, reason))
-    return found, rejected
-
-
-def _content_hash(notebook: Path, extra: list[Path]) -> str:
+def content_hash(notebook: Path, extra: list[Path]) -> str:
     digest = hashlib.sha256()
-    _hash_into(digest, notebook)
+    hash_into(digest, notebook)
     for file in extra:
         digest.update(os.fsencode(file.name) + b"\0")
-        _hash_into(digest, file)
+        hash_into(digest, file)
     return digest.hexdigest()
 
 
 def problem_with(path: Path) -> str:
     """Why this notebook cannot be graded, or '' (older 4.x and missing cell ids are repaired)."""
     try:
-        nb = _read_notebook(path)
+        nb = read_notebook(path)
     except RefusedFile as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same verdict
@@ -303,7 +183,7 @@ def problem_with(path: Path) -> str:
     return ""
 
 
-def _read_notebook(path: Path) -> nbformat.NotebookNode:
+def read_notebook(path: Path) -> nbformat.NotebookNode:
     raw = read_regular(path, MAX_NOTEBOOK_BYTES)
     return nbformat.reads(raw.decode("utf-8"), as_version=4)
 
@@ -312,7 +192,7 @@ def repaired_copy(path: Path, target: Path) -> None:
     """Write the notebook as nbformat 4.5 with cell ids, for the sandbox to run. Text that is
     not valid Unicode (a lone surrogate, which JSON can spell as "\\ud800") becomes U+FFFD, as
     any UTF-8 tool would show it: the file written must be UTF-8."""
-    nb = _read_notebook(path)
+    nb = read_notebook(path)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
     for cell in nb.cells:
         if "id" not in cell:
@@ -320,19 +200,7 @@ def repaired_copy(path: Path, target: Path) -> None:
     target.write_text(valid_unicode(nbformat.writes(nb)) + "\n", encoding="utf-8")
 
 
-def _from_zip(archive: Path, assignment: Assignment,
-              scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    student = student_name(archive.stem)
-    try:
-        folder = _safe_extract(archive, scratch.resolve() / f"zip-{archive.stem}")
-    except (ValueError, zipfile.BadZipFile, OSError, RuntimeError,
-            NotImplementedError) as exc:  # RuntimeError: encrypted; NotImplementedError: method
-        return [], [Rejected(student, "", archive, f"archive rejected: {exc}")]
-    scan = _scan(folder)
-    return _from_files(student, sorted(scan.notebooks), sorted(scan.files), assignment)
-
-
-def _safe_extract(archive: Path, target: Path) -> Path:
+def safe_extract(archive: Path, target: Path) -> Path:
     """Extract regular files only; refuse symlinks, absolute paths, `..` and oversized archives."""
     with open_regular(archive) as handle, zipfile.ZipFile(handle) as zf:
         members = zf.infolist()
