@@ -40,7 +40,7 @@ demo: data
 	$(BIN)/grade list
 	$(BIN)/grade submissions/ --hw W4 --out grades
 	$(BIN)/grade submissions/ --hw W5_Save_Model --out grades
-	$(BIN)/grade export --out grades --format csv
+	$(BIN)/grade submissions/ --hw W6 --out grades
 	$(BIN)/grade publish --gradebook grades --out site
 	$(BIN)/python bench/reference_figures.py --quick
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -19,9 +20,9 @@ import click
 from grader import __version__, assignments, data, exports, intake
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
-from grader.intake import Submission
+from grader.intake import Submission, roster
 from grader.judge.grade import failure_reason, grade
-from grader.results import Result, StoredResult
+from grader.results import Handin, Result, StoredResult
 from grader.run import Interrupted, OnResult
 from grader.run import run as grade_all
 from grader.run.plan import plan
@@ -191,15 +192,30 @@ def _line(result: Result) -> str:
 @click.option("--cold-start", is_flag=True, help="Start every notebook's agent and kernel "
               "as a fresh interpreter instead of forking them from one that has torch "
               "imported (about 2 s slower per notebook; the same sandbox either way).")
+@click.option("--roster", "roster_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The class list: a Canvas gradebook export (Student, ID, SIS User ID, SIS "
+              "Login ID, Section) or an id,name,email CSV. Hand-ins are matched to it by the "
+              "LMS's ids and names; files matching no one, and students who handed in "
+              "nothing, are listed.")
 def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                 timeout: int | None, jobs: int | None, gpus: bool | None, gpu_slots: int,
-                cluster: str | None, no_sandbox: bool, cold_start: bool) -> None:
-    """Grade every submission of HW in SUBMISSIONS (a folder of `<student>_<notebook>.ipynb`
-    files, student folders or zip archives). Each notebook runs in the sandbox, its rubric is
-    scored by the grader, and the result goes into OUT/gradebook.sqlite. Submissions already
-    graded with the same content and rubric are not graded again, so after Ctrl-C (exit code
-    130) the same command grades the rest."""
+                cluster: str | None, no_sandbox: bool, cold_start: bool,
+                roster_path: Path | None) -> None:
+    """Grade every submission of HW in SUBMISSIONS: a folder (or a zip) of notebooks named
+    any way, student folders or zip archives, or an LMS's download as it comes (Canvas,
+    Moodle, Blackboard, Gradescope, nbgrader). Each file is matched to a notebook by its name,
+    else by what it holds; each notebook runs in the sandbox and its rubric is scored by the
+    grader.
+
+    \b
+    OUT/gradebook.sqlite     every result (never lost; a re-run grades only what changed)
+    OUT/gradebook.csv        every item of every student, for a spreadsheet
+    OUT/report/index.html    the TA's report: class pages and every student's page
+
+    Submissions already graded with the same content and rubric are not graded again, so
+    after Ctrl-C (exit code 130) the same command grades the rest."""
     assignment = assignments.find(hw, assignments_dir)
+    people = roster.load(roster_path) if roster_path else None
     layout = plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots, cluster=cluster)
     for note in layout.notes:
         click.echo(f"note: {note}", err=True)
@@ -215,13 +231,18 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         click.echo(f"note: {book.dropped} results were shared between students who handed in "
                    "the same file (an older torchgrade); those students are graded again",
                    err=True)
+    if people is not None:
+        found, rejected = _on_roster(people, found, rejected)
     digest = assignment.digest()
     for bad in rejected:
         notebook = bad.notebook or bad.path.name
         book.store_rejected(assignment.name, bad.student, notebook, bad.reason)
+        book.record_handin(assignment.name, bad.student, notebook, bad.handin)
         click.echo(_row(bad.student, notebook, "rejected", f"({one_line(bad.reason)})"))
     todo = []
     for submission in found:
+        book.record_handin(assignment.name, submission.student, submission.notebook.name,
+                           submission.handin)
         key = result_key(submission.student, submission.notebook.name,
                          submission.content_hash, assignment.version, digest)
         if book.has(key):
@@ -236,9 +257,57 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         book.close()
         click.echo(str(stop), err=True)
         sys.exit(stop.exit_code)
-    click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
-               f"rejected; gradebook: {book.path}")
+    written = _leave_for_the_ta(book, out, assignments_dir)
     book.close()
+    click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
+               f"rejected; gradebook: {book.path}{written}")
+
+
+def _on_roster(people: roster.Roster, found: list[Submission],
+               rejected: list[intake.Rejected]
+               ) -> tuple[list[Submission], list[intake.Rejected]]:
+    """Hand-ins with the roster's name and section beside the LMS's identity; prints who
+    matched no one on the roster and who on it handed in nothing."""
+    seen: set[str] = set()
+    unknown: set[str] = set()
+
+    def placed(student: str, handin: Handin) -> Handin:
+        person = people.find(student, handin.display_name)
+        if person is None:
+            unknown.add(student)
+            return handin
+        seen.add(person.id)
+        return replace(handin, display_name=person.name, section=person.section)
+
+    found = [replace(s, handin=placed(s.student, s.handin)) for s in found]
+    rejected = [replace(r, handin=placed(r.student, r.handin)) for r in rejected]
+    for student in sorted(unknown):
+        click.echo(f"note: {one_line(student, 200)} handed in but matches no one on the roster",
+                   err=True)
+    for person in people.missing(seen):
+        click.echo(f"note: nothing handed in by {one_line(person.name, 200)} "
+                   f"({one_line(person.id, 100)})", err=True)
+    return found, rejected
+
+
+def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path) -> str:
+    """Write the CSV and the TA's report beside the gradebook, as `grade export` and `grade
+    publish` would; says where, for the run's last line. Neither can cost a stored result: a
+    failure is one note."""
+    from grader import report
+
+    written = ""
+    try:
+        rows = book.results()
+        if rows:
+            written += f"; CSV: {exports.write('csv', rows, out)}"
+            done = report.publish(book, out / "report", assignments_dir=assignments_dir)
+            written += f"; report: {done.index.resolve().as_uri()}"
+    except (OSError, GraderError) as exc:
+        click.echo(f"note: the CSV or the report could not be written ({one_line(exc)}); "
+                   "the gradebook is whole: `grade export` and `grade publish` write them",
+                   err=True)
+    return written
 
 
 def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
@@ -277,7 +346,9 @@ def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
 def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
           as_json: bool, html_path: Path | None) -> None:
     """Self-check NOTEBOOK against the public part of the rubric, as the grader will run it.
-    Works on a laptop without a GPU (`.cuda()` runs on the CPU) or without bubblewrap."""
+    NOTEBOOK may be named anything (`W4_Homework (1).ipynb`): a homework of several notebooks
+    tells which one it is by its name, else by what it holds. Works on a laptop without a GPU
+    (`.cuda()` runs on the CPU) or without bubblewrap."""
     assignment = assignments.find(hw, assignments_dir)
     sandboxed = bwrap.executable() is not None
     if not sandboxed and not as_json:
@@ -292,13 +363,15 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     if html_path is not None:
         from grader import report
 
-        page = report.render_student(as_stored(result, assignment.name), result.run.notebook,
-                                     assignment.title)
+        page = report.render_student(as_stored(result, assignment.name, handin=found[0].handin),
+                                     result.run.notebook, assignment.title)
         html_path.write_text(page, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(exports.as_json(result)))
         return
     click.echo(_line(result))
+    for note in found[0].handin.notes(found[0].notebook.name):
+        click.echo(f"  note: {one_line(note, 1000)}")
     for item in result.items:
         feedback = f"  {one_line(item.feedback, 1000)}" if item.feedback else ""
         click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.heading)}{feedback}")

@@ -37,18 +37,23 @@ def write(fmt: str, rows: list[StoredResult], out: Path) -> Path:
 
 def _csv(rows: list[StoredResult], out: Path) -> Path:
     path = out / "gradebook.csv"
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["hw", "student", "notebook", "outcome", "total", "max", "item", "score",
-                         "item_max", "feedback", "reason"])
+                         "item_max", "feedback", "reason", "name", "file", "late",
+                         "submitted_at"])
         for row in rows:
             base = [row.hw, row.student, row.notebook, str(row.outcome), row.total, row.max]
+            handin = row.handin
+            tail = [row.reason, handin.display_name, handin.file,
+                    "" if handin.late is None else str(handin.late).lower(),
+                    handin.submitted_at]
             for item in row.items or [None]:
                 if item is None:
-                    writer.writerow([*base, "", "", "", "", row.reason])
+                    writer.writerow([*base, "", "", "", "", *tail])
                 else:
                     writer.writerow([*base, item.name, item.score, item.max, item.feedback,
-                                     row.reason])
+                                     *tail])
     return path
 
 
@@ -64,7 +69,7 @@ def _gradescope(rows: list[StoredResult], out: Path) -> Path:
                    "output": f"{row.outcome}: {row.reason}" if row.reason else ""}
         name = f"{row.student}_{row.notebook.removesuffix('.ipynb')}.results.json"
         name = name.replace("/", "_")  # one file in the folder, whatever the name holds
-        (folder / name).write_text(json.dumps(payload, indent=2))
+        (folder / name).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return folder
 
 
@@ -76,7 +81,7 @@ def _canvas(rows: list[StoredResult], out: Path) -> Path:
         totals[row.student][row.hw] += row.total
     homeworks = sorted({row.hw for row in rows})
     path = out / "canvas.csv"
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *homeworks])
         for student in sorted(totals):

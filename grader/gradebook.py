@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.results import CellRecord, Item, ItemStatus, Outcome, Result, RunRecord, StoredResult
+from grader.results import (
+    CellRecord,
+    Handin,
+    Item,
+    ItemStatus,
+    Match,
+    Outcome,
+    Result,
+    RunRecord,
+    StoredResult,
+)
 from grader.text import clean_text
 
 NAME_CHARS = 300           # a student, notebook, rubric item or limit
@@ -81,6 +91,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     student TEXT NOT NULL,
     token   TEXT NOT NULL UNIQUE,
     PRIMARY KEY (hw, student)
+);
+CREATE TABLE IF NOT EXISTS handins (
+    hw       TEXT NOT NULL,
+    student  TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    seen_at  REAL NOT NULL,
+    PRIMARY KEY (hw, student, notebook)
 );
 CREATE TABLE IF NOT EXISTS latest (
     hw       TEXT NOT NULL,
@@ -136,6 +154,21 @@ def _cell(cell: CellRecord) -> CellRecord:
                    timed_out=cell.timed_out is True,
                    skipped=_optional_text(cell.skipped, REASON_CHARS),
                    synced_seconds=None if synced is None else _number(synced))
+
+
+def clean_handin(handin: Handin) -> Handin:
+    """`handin` with every text checked: file names and display names came from a student or
+    an LMS download."""
+    def texts(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_text(v, NAME_CHARS) for v in list(values)[:LIST_ITEMS])
+
+    return replace(handin, file=_text(handin.file, NAME_CHARS), match=Match.of(handin.match),
+                   display_name=_text(handin.display_name, NAME_CHARS),
+                   source=_text(handin.source, NAME_CHARS),
+                   submitted_at=_text(handin.submitted_at, NAME_CHARS),
+                   late=handin.late if isinstance(handin.late, bool) else None,
+                   others=texts(handin.others), skipped=texts(handin.skipped),
+                   section=_text(handin.section, NAME_CHARS))
 
 
 def _run(run: RunRecord) -> RunRecord:
@@ -347,16 +380,27 @@ class Gradebook:
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
                        (hw, student, notebook, key))
 
+    def record_handin(self, hw: str, student: str, notebook: str, handin: Handin) -> None:
+        """What intake knew of this student's current submission for `notebook` (the file's
+        own name, how it matched, the LMS's lateness), replaced on every run."""
+        body = json.dumps(clean_handin(handin).as_dict())
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO handins VALUES (?, ?, ?, ?, ?)",
+                       (hw, _text(student, NAME_CHARS), _text(notebook, NAME_CHARS), body,
+                        time.time()))
+
     def results(self, hw: str | None = None) -> list[StoredResult]:
         """The current result of every student and notebook (of homework `hw`, or all), with
         its items and evidence, ordered by homework, student and notebook."""
-        query = (f"SELECT {RESULT_COLUMNS} FROM latest l JOIN results r ON r.key = l.key"
+        query = (f"SELECT {RESULT_COLUMNS}, h.body FROM latest l JOIN results r ON r.key = l.key"
+                 " LEFT JOIN handins h ON h.hw = l.hw AND h.student = l.student"
+                 " AND h.notebook = l.notebook"
                  + (" WHERE l.hw = ?" if hw else "") + " ORDER BY l.hw, l.student, l.notebook")
         return [self._stored(row) for row in self.db.execute(query, (hw,) if hw else ())]
 
     def _stored(self, row: tuple[Any, ...]) -> StoredResult:
         (key, hw, student, notebook, content_hash, outcome, reason, total, top, wall, device,
-         record, graded_at) = row
+         record, graded_at, handin) = row
         items = [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title)
                  for name, score, most, feedback, hidden, status, title in self.db.execute(
                      "SELECT name, score, max, feedback, hidden, status, title FROM items"
@@ -364,10 +408,12 @@ class Gradebook:
         evidence = self.attachment(key, "evidence")
         return StoredResult(hw, key, student, notebook, content_hash, Outcome.of(outcome),
                             reason, total, top, wall, device, json.loads(record or "{}"),
-                            graded_at, items, json.loads(evidence) if evidence else {})
+                            graded_at, items, json.loads(evidence) if evidence else {},
+                            Handin.from_dict(json.loads(handin)) if handin else Handin())
 
 
-def as_stored(result: Result, hw: str, key: str = "") -> StoredResult:
+def as_stored(result: Result, hw: str, key: str = "", handin: Handin | None = None
+              ) -> StoredResult:
     """A fresh result as the gradebook would give it back (every value checked), for a page
     drawn without a gradebook (`grade check --html`)."""
     clean = clean_result(result)
@@ -375,4 +421,5 @@ def as_stored(result: Result, hw: str, key: str = "") -> StoredResult:
                         Outcome.of(clean.run.outcome), clean.run.reason, clean.total,
                         clean.max, clean.run.wall_seconds, device_of(clean),
                         json.loads(run_record(clean)), time.time(), clean.items,
-                        json.loads(evidence_json(result.evidence)))
+                        json.loads(evidence_json(result.evidence)),
+                        clean_handin(handin or Handin()))

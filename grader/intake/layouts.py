@@ -1,159 +1,142 @@
-"""Finding the submissions for an assignment: what was handed in, by whom, and whether it can be
-graded at all. A bad file is rejected with a reason for that submission only.
+"""The folder given to `grade`: who handed in what. Every hand-in becomes an `Attempt` (one
+student's files at one time), whatever wrote the folder; `choose.py` then decides which file is
+which notebook.
 
-Accepted layouts, mixed freely inside the folder given to `grade`:
-    alice_W4_Homework.ipynb              flat: <student>_<notebook>
+Read as they come, mixed freely inside the folder (or a zip of it):
+    alice_W4_Homework.ipynb              flat: <student>_<notebook>, or any name at all
     alice/W4_Homework.ipynb              a folder per student (other files in it go along)
-    alice.zip                            an archive per student (Gradescope, Canvas)
+    alice.zip                            an archive per student
+    smithjohn_LATE_1234_5678_hw.ipynb    an LMS's download: Canvas, Moodle, Blackboard,
+    submission_metadata.yml, ...         Gradescope, nbgrader (see lms.py)
+
+A flat file named for another homework's notebook (`alice_W6_MNIST_FC.ipynb` while grading W4)
+belongs to that homework and is passed over: one folder can hold a whole term. Inside a
+student's own hand-in every notebook is a candidate, so a wrong homework handed in is reported
+as such rather than ignored.
 """
 
 from __future__ import annotations
 
 import stat
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.assignments import Assignment, Notebook
+from grader.assignments import Assignment
+from grader.intake import choose, lms, matching
 from grader.intake.files import (
     MAX_ARCHIVE_BYTES,
     PLAIN_FILES_ONLY,
-    RefusedFile,
-    content_hash,
     kind_problem,
-    problem_with,
     safe_extract,
     scan,
     student_name,
 )
-from grader.results import Handin
+from grader.intake.records import Rejected, Submission
 
+__all__ = ["Rejected", "Submission", "attempts_in", "collect"]
 
-@dataclass(frozen=True)
-class Submission:
-    student: str
-    notebook: Notebook     # the assignment's notebook this file is
-    path: Path             # the handed-in .ipynb
-    files: tuple[Path, ...]  # other handed-in files that go into the sandbox with it
-    content_hash: str
-    handin: Handin = field(default_factory=Handin)  # the file's own name, how it matched, LMS facts
-
-
-@dataclass(frozen=True)
-class Rejected:
-    student: str
-    notebook: str
-    path: Path
-    reason: str
-
-
-
+ARCHIVE_ERRORS = (ValueError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError)
 
 
 def collect(target: Path, assignment: Assignment,
             scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    """Every submission of `assignment` under `target` (a folder or a single notebook). The
-    TA's own path is taken as given; everything inside it is read without following a link."""
+    """Every submission of `assignment` under `target` (a folder, a zip of one, or a single
+    notebook). The TA's own path is taken as given; everything inside it is read without
+    following a link."""
+    target = target.parent.resolve() / target.name
+    if not target.is_dir() and target.suffix.lower() != ".zip":
+        return choose.submissions(_single(target), assignment)
     if not target.is_dir():
-        return _flat(target.parent.resolve() / target.name, assignment)
-    found: list[Submission] = []
-    rejected: list[Rejected] = []
-    for entry in sorted(target.resolve().iterdir()):
         try:
-            subs, bad = _entry(entry, assignment, scratch)
+            target = safe_extract(target, scratch.resolve() / "download")
+        except ARCHIVE_ERRORS as exc:
+            raise choose.UnreadableDownload(f"{target.name}: {exc}") from None
+    attempts, rejected = attempts_in(target, assignment, scratch)
+    found, bad = choose.submissions(attempts, assignment)
+    return found, rejected + bad
+
+
+def attempts_in(root: Path, assignment: Assignment,
+                scratch: Path) -> tuple[list[lms.Attempt], list[Rejected]]:
+    """Every hand-in under the folder `root`: the LMS's first, then the grader's own layouts."""
+    entries = sorted(root.iterdir())
+    attempts, rest = lms.read(root, entries, scratch)
+    rejected: list[Rejected] = []
+    for entry in rest:
+        try:
+            attempts += _own(entry, assignment, scratch)
         except Exception as exc:  # noqa: BLE001 - one unreadable entry is one student's problem
-            subs, bad = [], [Rejected(student_name(entry.name), "", entry,
-                                      f"could not be read ({type(exc).__name__}: {exc})")]
-        found += subs
-        rejected += bad
-    return found, rejected
+            rejected.append(Rejected(student_name(entry.name), "", entry,
+                                     f"could not be read ({type(exc).__name__}: {exc})"))
+    return attempts, rejected
 
 
-def _entry(entry: Path, assignment: Assignment,
-           scratch: Path) -> tuple[list[Submission], list[Rejected]]:
-    """One entry of the submissions folder: a student's folder, archive or notebook."""
+def _own(entry: Path, assignment: Assignment, scratch: Path) -> list[lms.Attempt]:
+    """One entry in the grader's own layouts: a student's folder, archive or notebook."""
     info = entry.lstat()
     if stat.S_ISDIR(info.st_mode):
-        return _from_folder(entry, assignment)
+        return [_folder(entry, student_name(entry.name), "folder")]
+    problem = kind_problem(info, student_name(entry.name))
     if entry.suffix == ".ipynb":
-        return _flat(entry, assignment)
-    problem = kind_problem(info, entry.name)
+        return _flat(entry, assignment, problem)
+    if entry.suffix.lower() != ".zip":
+        return []
     if problem:
-        return [], [Rejected(student_name(entry.stem), "", entry,
-                             f"{problem}: {PLAIN_FILES_ONLY}")]
-    if entry.suffix == ".zip":
-        return _from_zip(entry, assignment, scratch)
-    return [], []
+        return [_broken(student_name(entry.stem), "zip", f"{problem}: {PLAIN_FILES_ONLY}")]
+    return _zip(entry, scratch)
 
 
-def _student_of(filename: str, assignment: Assignment) -> str:
-    for nb in assignment.notebooks:
-        for name in (nb.name, *nb.aliases):
-            if filename.endswith(name):
-                return student_name(filename[: -len(name)].rstrip("_- ") or "student")
-    return student_name(filename.removesuffix(".ipynb"))
-
-
-def _notebook_of(filename: str, assignment: Assignment) -> Notebook | None:
-    return next((n for n in assignment.notebooks if n.matches(filename)), None)
-
-
-def _flat(path: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    """A notebook handed in on its own, `<student>_<notebook>`."""
-    nb = _notebook_of(path.name, assignment)
-    if nb is None:
-        return [], []  # another homework's notebook
-    student = _student_of(path.name, assignment)
-    problem = kind_problem(path.lstat(), path.name)
+def _flat(path: Path, assignment: Assignment, problem: str) -> list[lms.Attempt]:
+    """A notebook handed in on its own: `<student>_<notebook>.ipynb`, or any name."""
+    name = student_name(path.name)
+    mine = matching.by_name(name, assignment.notebooks)
+    if mine is None and matching.by_name(name, choose.other_notebooks(assignment)):
+        return []  # another homework's notebook, named as such
+    student = matching.prefix(name, mine[0]) if mine else ""
+    student = student or student_name(path.stem)
     if problem:
-        return [], [Rejected(student, nb.name, path, f"{problem}: {PLAIN_FILES_ONLY}")]
-    return _from_files(student, [path], [], assignment)
+        return [_broken(student, "file", f"{problem}: {PLAIN_FILES_ONLY}", name)]
+    return [lms.Attempt(student=student, display_name="", source="file",
+                        files=((path, name),))]
 
 
-def _from_folder(folder: Path, assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    """A folder per student: its notebooks, and every other file, at any depth, goes along.
-    One link or special file anywhere rejects the whole folder."""
-    student = student_name(folder.name)
+def _single(path: Path) -> list[lms.Attempt]:
+    """The one notebook `grade check` was given, whatever its name."""
+    name = student_name(path.name)
+    problem = kind_problem(path.lstat(), name)
+    if problem:
+        return [_broken(student_name(path.stem), "file", f"{problem}: {PLAIN_FILES_ONLY}", name)]
+    return [lms.Attempt(student=student_name(path.stem), display_name="", source="file",
+                        files=((path, name),))]
+
+
+def _folder(folder: Path, student: str, source: str) -> lms.Attempt:
+    """A student's folder: every file in it, at any depth. One link or special file anywhere,
+    or too much data, rejects the whole folder."""
     found = scan(folder)
-    reason = ""
     if found.problems:
         more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
-        reason = f"{found.problems[0]}{more}: {PLAIN_FILES_ONLY}"
-    elif found.size > MAX_ARCHIVE_BYTES:
-        reason = f"its files are larger than {MAX_ARCHIVE_BYTES >> 20} MB in all"
-    if not reason:
-        return _from_files(student, sorted(found.notebooks), sorted(found.files), assignment)
-    matched = sorted({nb.name for nb in assignment.notebooks for n in found.names
-                      if nb.matches(n)})
-    return [], [Rejected(student, nb, folder, reason) for nb in matched or [""]]
+        return _broken(student, source, f"{found.problems[0]}{more}: {PLAIN_FILES_ONLY}")
+    if found.size > MAX_ARCHIVE_BYTES:
+        return _broken(student, source,
+                       f"its files are larger than {MAX_ARCHIVE_BYTES >> 20} MB in all")
+    files = sorted(found.notebooks) + sorted(found.files)
+    return lms.Attempt(student=student, display_name="", source=source, files=tuple(
+        (p, student_name(p.relative_to(folder).as_posix())) for p in files))
 
 
-def _from_files(student: str, notebooks: list[Path], extra: list[Path],
-                assignment: Assignment) -> tuple[list[Submission], list[Rejected]]:
-    found, rejected = [], []
-    for path in notebooks:
-        nb = _notebook_of(path.name, assignment)
-        if nb is None:
-            continue  # another homework's notebook
-        reason = problem_with(path)
-        if not reason:
-            try:
-                found.append(Submission(student, nb, path, tuple(extra),
-                                        content_hash(path, extra)))
-                continue
-            except RefusedFile as exc:
-                reason = f"{exc}; {PLAIN_FILES_ONLY}"
-        rejected.append(Rejected(student, nb.name, path, reason))
-    return found, rejected
-
-
-def _from_zip(archive: Path, assignment: Assignment,
-              scratch: Path) -> tuple[list[Submission], list[Rejected]]:
+def _zip(archive: Path, scratch: Path) -> list[lms.Attempt]:
+    """A zip at the top: a whole LMS download when an LMS's names are inside it, else one
+    student's archive."""
     student = student_name(archive.stem)
     try:
         folder = safe_extract(archive, scratch.resolve() / f"zip-{archive.stem}")
-    except (ValueError, zipfile.BadZipFile, OSError, RuntimeError,
-            NotImplementedError) as exc:  # RuntimeError: encrypted; NotImplementedError: method
-        return [], [Rejected(student, "", archive, f"archive rejected: {exc}")]
-    found = scan(folder)
-    return _from_files(student, sorted(found.notebooks), sorted(found.files), assignment)
+    except ARCHIVE_ERRORS as exc:  # RuntimeError: encrypted; NotImplementedError: method
+        return [_broken(student, "zip", f"archive rejected: {exc}")]
+    inner, _ = lms.read(folder, sorted(folder.iterdir()), scratch / f"lms-{archive.stem}")
+    return inner or [_folder(folder, student, "zip")]
+
+
+def _broken(student: str, source: str, problem: str, file: str = "") -> lms.Attempt:
+    return lms.Attempt(student=student, display_name="", source=source,
+                       files=((Path(file), file),) if file else (), problems=(problem,))

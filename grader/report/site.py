@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from grader import assignments
 from grader.errors import GraderError
@@ -63,8 +62,9 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
         for student, own in students.items():
             token = book.token(name, student)
             sections = [pages.notebook_section(r, notebooks[r.key]) for r in own]
+            own_name = _named(student, own)
             _write(out / STUDENT_DIR / f"{token}.html",
-                   pages.student_page(student, name, title, sections))
+                   pages.student_page(own_name, name, title, sections))
             link = f"../{STUDENT_DIR}/{token}.html"
             view.students.append(pages.ClassStudent(shown[student], link, own))
             links.append((student, name, f"{STUDENT_DIR}/{token}.html"))
@@ -103,10 +103,17 @@ def _group(results: Iterable[StoredResult]) -> dict[str, list[StoredResult]]:
     return dict(sorted(students.items()))
 
 
-def _names(students: dict[str, Any], anonymise: bool) -> dict[str, str]:
+def _names(students: dict[str, list[StoredResult]], anonymise: bool) -> dict[str, str]:
+    """How the class page names each student: the LMS's or the roster's name beside the
+    identity the gradebook keys them by, or a number when anonymised."""
     if not anonymise:
-        return {s: s for s in students}
+        return {s: _named(s, own) for s, own in students.items()}
     return {s: f"student {k + 1:03d}" for k, s in enumerate(students)}
+
+
+def _named(student: str, own: list[StoredResult]) -> str:
+    shown = next((r.handin.display_name for r in own if r.handin.display_name), "")
+    return f"{shown} ({student})" if shown and shown != student else student
 
 
 def _similar(notebooks: dict[str, str | None], students: dict[str, list[StoredResult]],
