@@ -194,3 +194,42 @@ def test_a_notebook_that_really_ran_cannot_script_its_report(browser, tmp_path):
     finally:
         visit.close()
     shutil.rmtree(tmp_path / "site", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_one_grade_command_leaves_the_csv_and_the_report_a_ta_opens(browser, tmp_path):
+    """`grade submissions/ --hw W6 --out grades`, on the bundled examples and a W4 notebook
+    handed in by mistake: the gradebook, the CSV and the report, every page quiet offline."""
+    submissions = tmp_path / "submissions"
+    shutil.copytree(ROOT / "submissions", submissions)
+    (submissions / "frank").mkdir()
+    shutil.copy(ROOT / "submissions" / "alice_W4_Homework.ipynb",
+                submissions / "frank" / "my homework.ipynb")
+    grades = tmp_path / "grades"
+    done = subprocess.run([GRADE, str(submissions), "--hw", "W6", "--out", str(grades)],
+                          check=True, capture_output=True, text=True)
+    index = grades / "report" / "index.html"
+    assert {p.name for p in grades.iterdir()} >= {"gradebook.sqlite", "gradebook.csv", "report"}
+    assert done.stdout.splitlines()[-1].endswith(f"report: {index.resolve().as_uri()}")
+    with (grades / "gradebook.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "frank"}
+    frank = next(r for r in rows if r["student"] == "frank")
+    assert frank["outcome"] == "rejected" and frank["file"] == "my homework.ipynb"
+    for path in sorted((grades / "report").rglob("*.html")):
+        visit = Visit(browser, path)
+        try:
+            visit.assert_quiet()
+        finally:
+            visit.close()
+    visit = Visit(browser, index)
+    try:
+        visit.page.locator("a", has_text="W6").click()
+        visit.page.wait_for_load_state("load")
+        visit.page.locator("a.student-link", has_text="frank").click()
+        visit.page.wait_for_load_state("load")
+        assert visit.page.locator("#total").inner_text() == "0 / 0"
+        reason = visit.page.locator("p.reason").inner_text()
+        assert "not this homework: my homework.ipynb resembles W4_Homework.ipynb" in reason
+    finally:
+        visit.close()

@@ -114,3 +114,66 @@ def test_doctor_says_which_check_failed_and_how_to_fix_it():
     assert result.exit_code == 4
     failed = [line for line in result.output.splitlines() if "FAIL" in line]
     assert len(failed) == 1 and "sandbox user" in failed[0] and "useradd" in failed[0]
+
+
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
+GRADE = str(Path(sys.executable).parent / "grade")
+
+
+def test_check_of_another_homework_says_which_it_resembles_and_exits_2(tmp_path: Path):
+    notebook = tmp_path / "W6 homework (final).ipynb"
+    notebook.write_bytes((SUBMISSIONS / "alice_W4_Homework.ipynb").read_bytes())
+    result = CliRunner().invoke(main, ["check", str(notebook), "--hw", "W6"])
+    assert result.exit_code == 2
+    assert "not this homework: W6 homework (final).ipynb resembles W4_Homework.ipynb (W4)" \
+        in result.output
+
+
+@pytest.mark.slow
+def test_check_takes_a_notebook_named_anything(tmp_path: Path):
+    notebook = tmp_path / "作业4 (1).ipynb"
+    notebook.write_bytes((SUBMISSIONS / "alice_W4_Homework.ipynb").read_bytes())
+    done = subprocess.run([GRADE, "check", str(notebook), "--hw", "W4"], capture_output=True,
+                          text=True, encoding="utf-8")
+    assert done.returncode == 0, done.stderr
+    assert "note: 作业4 (1).ipynb was matched by content to W4_Homework.ipynb" in done.stdout
+    assert "W4_Homework.ipynb" in done.stdout.splitlines()[0]
+
+
+CANVAS_ROSTER = ('\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Homework 4 (88)\r\n'
+                 '    Points Possible,,,,,14\r\n'
+                 '"Smith, John",1001,S1001,jsmith,Lab A,\r\n'
+                 '"Núñez, José",1002,S1002,jnunez,Lab B,\r\n'
+                 '"Zhang, Wei",1003,S1003,wzhang,Lab A,\r\n'
+                 '"Student, Test",9999,,,Lab A,\r\n')
+
+
+@pytest.mark.slow
+def test_a_canvas_download_graded_with_its_roster(tmp_path: Path):
+    """Canvas's names, LATE and a roster: identities, names, lateness and who is missing."""
+    download = tmp_path / "download"
+    download.mkdir()
+    for name, example in [("smithjohn_LATE_1001_5001_W4_Homework (1).ipynb", "alice"),
+                          ("núñezjosé_1002_5002_作业.ipynb", "bob"),
+                          ("strangerdan_1077_5077_W4_Homework.ipynb", "carol")]:
+        (download / name).write_bytes((SUBMISSIONS / f"{example}_W4_Homework.ipynb").read_bytes())
+    roster = tmp_path / "roster.csv"
+    roster.write_text(CANVAS_ROSTER, encoding="utf-8", newline="")
+    grades = tmp_path / "grades"
+    done = subprocess.run([GRADE, str(download), "--hw", "W4", "--out", str(grades),
+                           "--roster", str(roster)], capture_output=True, text=True,
+                          encoding="utf-8")
+    assert done.returncode == 0, done.stderr
+    assert "note: 1077 handed in but matches no one on the roster" in done.stderr
+    assert "note: nothing handed in by Zhang, Wei (1003)" in done.stderr
+    assert "Test" not in done.stderr
+    book = Gradebook(grades / "gradebook.sqlite")
+    results = {r.student: r for r in book.results("W4")}
+    book.close()
+    assert sorted(results) == ["1001", "1002", "1077"]
+    smith, nunez = results["1001"], results["1002"]
+    assert (smith.handin.display_name, smith.handin.section, smith.handin.late) == (
+        "Smith, John", "Lab A", True)
+    assert (nunez.handin.file, nunez.handin.late, nunez.handin.match.value) == (
+        "作业.ipynb", False, "content")
+    assert smith.total > 0 and nunez.total > 0
