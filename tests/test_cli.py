@@ -177,3 +177,26 @@ def test_a_canvas_download_graded_with_its_roster(tmp_path: Path):
     assert (nunez.handin.file, nunez.handin.late, nunez.handin.match.value) == (
         "作业.ipynb", False, "content")
     assert smith.total > 0 and nunez.total > 0
+
+
+@pytest.mark.slow
+def test_a_save_model_class_named_its_own_way_is_graded_and_told_how(tmp_path: Path):
+    """`save.ipynb` and `W6_Save_Model (2).ipynb` graded as W5's save-model notebook; each
+    student's page says how the file was matched."""
+    for student, name, example in [("alice", "save.ipynb", "alice_W5_Save_Model"),
+                                   ("bob", "W6_Save_Model (2).ipynb", "bob_W6_Save_Model")]:
+        (tmp_path / "class" / student).mkdir(parents=True)
+        (tmp_path / "class" / student / name).write_bytes(
+            (SUBMISSIONS / f"{example}.ipynb").read_bytes())
+    grades = tmp_path / "grades"
+    done = subprocess.run([GRADE, str(tmp_path / "class"), "--hw", "W5_Save_Model", "--out",
+                           str(grades)], capture_output=True, text=True, encoding="utf-8")
+    assert done.returncode == 0, done.stderr
+    book = Gradebook(grades / "gradebook.sqlite")
+    results = {r.student: r for r in book.results("W5")}
+    book.close()
+    assert {s: (r.notebook, r.outcome.value) for s, r in results.items()} == {
+        "alice": ("W5_Save_Model.ipynb", "completed"), "bob": ("W5_Save_Model.ipynb", "completed")}
+    pages = "".join(p.read_text(encoding="utf-8") for p in (grades / "report" / "s").glob("*.html"))
+    assert "save.ipynb was matched by content to W5_Save_Model.ipynb" in pages
+    assert "W6_Save_Model (2).ipynb was matched by its name to W5_Save_Model.ipynb" in pages

@@ -212,9 +212,9 @@ def _shown(other: Candidate, picked: lms.Attempt) -> str:
     """An other candidate as the report lists it: its name, and its attempt's time when it
     came from another attempt."""
     at = other.attempt.submitted_at
-    if other.attempt is picked or at is None:
+    if other.attempt is picked:
         return other.name
-    return f"{other.name} ({at.isoformat(sep=' ')})"
+    return f"{other.name} ({at.isoformat(sep=' ') if at else 'an earlier attempt'})"
 
 
 def _named_in(attempt: lms.Attempt, assignment: Assignment) -> str:

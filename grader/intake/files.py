@@ -206,22 +206,41 @@ def safe_extract(archive: Path, target: Path) -> Path:
         members = zf.infolist()
         if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
             raise ValueError(f"unpacks to more than {MAX_ARCHIVE_BYTES >> 20} MB")
-        for member in members:
-            name = PurePosixPath(member.filename)
-            mode = member.external_attr >> 16
-            if name.is_absolute() or ".." in name.parts:
-                raise ValueError(f"unsafe path {member.filename!r}")
-            if stat.S_ISLNK(mode):
-                raise ValueError(f"symlink {member.filename!r}")
+        names = [member_name(m) for m in members]
+        for member, name in zip(members, names, strict=True):
+            path = PurePosixPath(name)
+            if path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"unsafe path {name!r}")
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise ValueError(f"symlink {name!r}")
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        for member in members:
-            if not member.is_dir():
-                destination = target / member.filename
+        for member, name in zip(members, names, strict=True):
+            if not member.is_dir() and not name.endswith("/"):
+                destination = target / name
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as source, destination.open("wb") as sink:
                     shutil.copyfileobj(source, sink)
     return target
+
+
+def member_name(member: zipfile.ZipInfo) -> str:
+    """A zip member's name as its author wrote it. Without the zip's UTF-8 flag, Python reads
+    names as cp437; macOS's Archive Utility writes UTF-8 without the flag, and Windows in a
+    Chinese locale writes GBK, so those are tried first. Windows' backslashes become slashes."""
+    name = member.filename
+    if not member.flag_bits & 0x800:
+        try:
+            raw = name.encode("cp437")
+        except UnicodeEncodeError:
+            raw = b""
+        for codec in ("utf-8", "gbk"):
+            try:
+                name = raw.decode(codec) if raw else name
+                break
+            except UnicodeDecodeError:
+                continue
+    return name.replace("\\", "/")
 
 
 def scratch_dir() -> Path:

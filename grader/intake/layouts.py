@@ -35,6 +35,9 @@ from grader.intake.records import Rejected, Submission
 
 __all__ = ["Rejected", "Submission", "attempts_in", "collect"]
 
+#: What macOS leaves in a folder it zips: never a student's hand-in.
+MAC_LEFTOVERS = frozenset({"__MACOSX", ".DS_Store"})
+
 ARCHIVE_ERRORS = (ValueError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError)
 
 
@@ -48,7 +51,7 @@ def collect(target: Path, assignment: Assignment,
         return choose.submissions(_single(target), assignment)
     if not target.is_dir():
         try:
-            target = safe_extract(target, scratch.resolve() / "download")
+            target = unwrapped(safe_extract(target, scratch.resolve() / "download"))
         except ARCHIVE_ERRORS as exc:
             raise choose.UnreadableDownload(f"{target.name}: {exc}") from None
     attempts, rejected = attempts_in(target, assignment, scratch)
@@ -56,10 +59,20 @@ def collect(target: Path, assignment: Assignment,
     return found, rejected + bad
 
 
+def unwrapped(folder: Path) -> Path:
+    """The class inside a zip of it: `zip -r class.zip class` and macOS's Compress put every
+    entry under one folder (and macOS adds `__MACOSX`), which is the class, not one student.
+    One level only: the folders inside that one are the students'."""
+    entries = [e for e in folder.iterdir() if e.name not in MAC_LEFTOVERS]
+    if len(entries) == 1 and stat.S_ISDIR(entries[0].lstat().st_mode):
+        return entries[0]
+    return folder
+
+
 def attempts_in(root: Path, assignment: Assignment,
                 scratch: Path) -> tuple[list[lms.Attempt], list[Rejected]]:
     """Every hand-in under the folder `root`: the LMS's first, then the grader's own layouts."""
-    entries = sorted(root.iterdir())
+    entries = sorted(e for e in root.iterdir() if e.name not in MAC_LEFTOVERS)
     attempts, rest = lms.read(root, entries, scratch)
     rejected: list[Rejected] = []
     for entry in rest:
