@@ -404,11 +404,6 @@ def test_nbgrader_course_folder_zipped_with_its_folder(tmp_path):
     assert nbgrader_placed(found) == NBGRADER_EXPECTED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nbgrader's exchange (<exchange>/<course>/inbound/<student>+<assignment>+<timestamp>"
-    "+<random>/) is not read: given the course's exchange folder, 'inbound' and 'outbound' "
-    "are graded as two students (outbound is the released template); alice's two attempts "
-    "and carol are not found as students"))
 def test_nbgrader_exchange_tree(tmp_path):
     inbound = "inbound/{}+ps1+{}+{}"
     attempts = [("alice", "2021-10-05 22:13:45.123456 UTC", "k3j2", "alice_W4_Homework.ipynb"),

@@ -383,6 +383,158 @@ def test_nbgrader_submitted_folder_given_itself(tmp_path):
     assert rest == [] and {a.student for a in attempts} == {"alice", "bob"}
 
 
+def test_nbgrader_submission_secret_is_not_the_students(tmp_path):
+    root = download(tmp_path, {
+        "submitted/alice/ps1/W4_Homework.ipynb": NOTEBOOK,
+        "submitted/alice/ps1/timestamp.txt": b"2021-10-05 22:13:45.123456 UTC",
+        "submitted/alice/ps1/submission_secret.txt": b"0123abcd",
+        "submitted/alice/ps1/data/timestamp.txt": b"the student's own file",
+    })
+    (alice,) = read_folder(root, tmp_path)[0]
+    assert given(alice) == ["W4_Homework.ipynb", "data/timestamp.txt"]
+
+
+# ------------------------------------------------------------------------- nbgrader exchange
+
+# nbgrader submit's folder name: <student>+<assignment>+<timestamp>+<random>, the timestamp
+# "%Y-%m-%d %H:%M:%S.%f %Z" in the exchange's zone, the random string 9 bytes of URL-safe base64.
+STAMP = "2021-10-05 22:13:45.123456 UTC"
+
+
+def exchange_course() -> dict[str, bytes]:
+    """A course's exchange folder: three submissions of alice (two of ps1, one of ps2), one of
+    bob, the released template and released feedback."""
+    members = {
+        "outbound/ps1/W4_Homework.ipynb": NOTEBOOK,
+        "feedback/6c3f1e0a9b.html": b"<html></html>",
+        "feedback_public/ps1/W4_Homework.html": b"<html></html>",
+        "carol_W4_Homework.ipynb": NOTEBOOK,  # not the exchange's: handed back
+    }
+    for student, assignment, stamp, random in [
+            ("alice", "ps1", "2021-10-07 09:00:00.000000 UTC", "q8w1Zx-_aB3c"),
+            ("alice", "ps1", STAMP, "k3j2Yq0_pL9m"),
+            ("alice", "ps2", "2021-10-12 18:00:00.500000 UTC", "Zz9z9z9z9z9z"),
+            ("bob", "ps1", "2021-10-06 08:00:00.000000 CEST", "AAAAAAAAAAAA")]:
+        folder = f"{student}+{assignment}+{stamp}+{random}"
+        members[f"inbound/{folder}/W4_Homework.ipynb"] = NOTEBOOK
+        members[f"inbound/{folder}/timestamp.txt"] = stamp.encode()
+        members[f"inbound/{folder}/submission_secret.txt"] = b"f" * 128
+    members["inbound/bob+ps1+2021-10-06 08:00:00.000000 CEST+AAAAAAAAAAAA/data/x.csv"] = b"1\n"
+    return members
+
+
+def test_nbgrader_exchange_course_folder(tmp_path):
+    root = download(tmp_path, exchange_course())
+    attempts, rest = read_folder(root, tmp_path)
+    assert rest == ["carol_W4_Homework.ipynb"]  # outbound/, feedback/, feedback_public/: nobody's
+    found = by_student(attempts)
+    assert set(found) == {"alice", "bob"}
+    assert [a.submitted_at for a in found["alice"]] == [  # every assignment, later ones higher
+        datetime(2021, 10, 5, 22, 13, 45, 123456, tzinfo=UTC),
+        datetime(2021, 10, 7, 9, tzinfo=UTC),
+        datetime(2021, 10, 12, 18, 0, 0, 500000, tzinfo=UTC)]
+    (bob,) = found["bob"]
+    assert bob.submitted_at == datetime(2021, 10, 6, 6, tzinfo=UTC)
+    assert given(bob) == ["W4_Homework.ipynb", "data/x.csv"]  # not timestamp.txt nor the secret
+    assert all(given(a) == ["W4_Homework.ipynb"] for a in found["alice"])
+    assert {(a.source, a.display_name, a.late, a.problems) for a in attempts} == {
+        ("nbgrader", "", None, ())}
+
+
+def test_nbgrader_exchange_inbound_given_itself(tmp_path):
+    course = download(tmp_path, exchange_course())
+    inbound = course / "inbound"
+    attempts, rest = read(inbound, sorted(inbound.iterdir()), tmp_path / "scratch")
+    assert rest == []
+    found = by_student(attempts)
+    assert {student: len(items) for student, items in found.items()} == {"alice": 3, "bob": 1}
+    assert found["alice"][-1].submitted_at == datetime(2021, 10, 12, 18, 0, 0, 500000, tzinfo=UTC)
+
+
+def test_nbgrader_exchange_zipped_with_its_course_folder(tmp_path):
+    root = download(tmp_path, {f"cs101/{name}": data for name, data in exchange_course().items()})
+    attempts, rest = read_folder(root / "cs101", tmp_path)
+    assert rest == ["carol_W4_Homework.ipynb"]
+    assert sorted(a.student for a in attempts) == ["alice", "alice", "alice", "bob"]
+
+
+def odd_inbound(inbound: Path) -> None:
+    """Submissions named as nbgrader names them in odd cases, and names it never writes."""
+    for name, stamp in [
+        ("a+b", None),                                      # too few fields: not nbgrader's
+        (f"+ps1+{STAMP}+k3j2Yq0_pL9m", None),               # no student id
+        (f"erin++{STAMP}+k3j2Yq0_pL9m", None),              # no assignment
+        ("dave+x+ps1+2021-10-08 10:00:00.000000 UTC+q8w1Zx-_aB3c", None),  # `+` in the id
+        ("erin+ps1+2021-10-05 22:13:45 UTC", None),         # before 0.6: no random string
+        ("frank+ps1+2021-10-05 22:13:45.000000 +0200+abc", None),  # a %z format
+        ("gina+ps1+2021-10-05 22_13_45 UTC+k3j2Yq0_pL9m", STAMP),  # the name's time garbled
+        ("hal+ps1+sometime+k3j2Yq0_pL9m", "not a time"),    # no time at all
+        ("hal+ps1+2021-10-01 10:00:00.000000 UTC+q8w1Zx-_aB3c", None),
+    ]:
+        (inbound / name).mkdir(parents=True)
+        (inbound / name / "W4_Homework.ipynb").write_bytes(NOTEBOOK)
+        if stamp is not None:
+            (inbound / name / "timestamp.txt").write_text(stamp)
+    odd = os.fsencode(inbound) + b"/gr\xfcn+ps1+" + STAMP.encode() + b"+k3j2Yq0_pL9m"
+    os.mkdir(odd)
+    with open(odd + b"/W4_Homework.ipynb", "wb") as notebook:
+        notebook.write(NOTEBOOK)
+    os.symlink("/etc", inbound / f"mallory+ps1+{STAMP}+k3j2Yq0_pL9m")
+    (inbound / f"ivan+ps1+{STAMP}+k3j2Yq0_pL9m").mkdir()
+    os.symlink("/etc/passwd", inbound / f"ivan+ps1+{STAMP}+k3j2Yq0_pL9m" / "W4_Homework.ipynb")
+    (inbound / "README.txt").write_text("not a submission")
+
+
+@pytest.mark.parametrize("given_folder", ["course", "inbound"])
+def test_nbgrader_exchange_odd_names(tmp_path, given_folder):
+    course = tmp_path / "cs101"
+    odd_inbound(course / "inbound")
+    (course / "outbound" / "ps1").mkdir(parents=True)
+    root = course if given_folder == "course" else course / "inbound"
+    attempts, rest = read(root, sorted(root.iterdir()), tmp_path / "scratch")
+    assert sorted(path.name for path in rest) == [  # for the grader's own layouts
+        f"+ps1+{STAMP}+k3j2Yq0_pL9m", "README.txt", "a+b", f"erin++{STAMP}+k3j2Yq0_pL9m"]
+    found = by_student(attempts)
+    assert sorted(found) == ["dave+x", "erin", "frank", "gina", "gr\\xfcn", "hal", "ivan",
+                             "mallory"]
+    assert found["dave+x"][0].submitted_at == datetime(2021, 10, 8, 10, tzinfo=UTC)
+    assert found["erin"][0].submitted_at == datetime(2021, 10, 5, 22, 13, 45, tzinfo=UTC)
+    assert found["frank"][0].submitted_at == datetime(2021, 10, 5, 20, 13, 45, tzinfo=UTC)
+    assert found["gina"][0].submitted_at == datetime(2021, 10, 5, 22, 13, 45, 123456, tzinfo=UTC)
+    hal = found["hal"]  # the untimed attempt orders lowest
+    assert [a.submitted_at for a in hal] == [None, datetime(2021, 10, 1, 10, tzinfo=UTC)]
+    assert found["gr\\xfcn"][0].files[0][1] == "W4_Homework.ipynb"
+    (mallory,) = found["mallory"]  # a link named as a submission: never followed
+    assert mallory.files == () and mallory.problems == (
+        f"{'' if given_folder == 'inbound' else 'inbound/'}mallory+ps1+{STAMP}+k3j2Yq0_pL9m"
+        " is a symbolic link",)
+    (ivan,) = found["ivan"]
+    assert ivan.files == () and len(ivan.problems) == 1 and "symbolic link" in ivan.problems[0]
+    clean = [a for a in attempts if a.student not in ("mallory", "ivan")]
+    assert all(given(a) == ["W4_Homework.ipynb"] and not a.problems for a in clean)
+
+
+def test_nbgrader_exchange_names_elsewhere_need_a_time(tmp_path):
+    """inbound/ copied under another name: a folder named as nbgrader names a submission is
+    one when its time reads, and nothing else takes a `+`."""
+    root = download(tmp_path, {
+        f"alice+ps1+{STAMP}+k3j2Yq0_pL9m/W4_Homework.ipynb": NOTEBOOK,
+        "bob+ps1+final+v2/W4_Homework.ipynb": NOTEBOOK,
+        "carol+dave/W4_Homework.ipynb": NOTEBOOK,
+        f"erin+ps1+{STAMP}+k3j2Yq0_pL9m.ipynb": NOTEBOOK,
+    })
+    attempts, rest = read_folder(root, tmp_path)
+    assert [(a.student, given(a)) for a in attempts] == [("alice", ["W4_Homework.ipynb"])]
+    assert rest == ["bob+ps1+final+v2", "carol+dave", f"erin+ps1+{STAMP}+k3j2Yq0_pL9m.ipynb"]
+
+
+def test_nbgrader_exchange_before_anything_was_submitted(tmp_path):
+    root = download(tmp_path, {"outbound/ps1/W4_Homework.ipynb": NOTEBOOK,
+                               "alice_W4_Homework.ipynb": NOTEBOOK})
+    (root / "inbound").mkdir()
+    assert read_folder(root, tmp_path) == ([], ["alice_W4_Homework.ipynb"])
+
+
 # ------------------------------------------------------------------------- the grader's own
 
 

@@ -17,9 +17,15 @@ or timestamp that cannot be read falls back to what the file names say.
                 <Assignment>_<username>_attempt_<Y-m-d-H-M-S>.txt  (receipt: name, date, files)
     gradescope  submission_metadata.yml + submission_<id>/  (the export)     sid, else email
     nbgrader    submitted/<student>/<assignment>/  (+ timestamp.txt)         <student>
+                inbound/<student>+<assignment>+<time>+<random>/  (exchange)  <student>
+                inbound/<student>+<assignment>+<time>/  (before 0.6)         <student>
 
 Canvas, Moodle's flat layout and Blackboard name every file on its own; a file there that is a
-.zip is the student's archive and is unpacked. Anything not recognised is handed back for the
+.zip is the student's archive and is unpacked. nbgrader's exchange (what a TA has before
+`nbgrader collect`) is read given the course's exchange folder (its outbound/, the released
+template, and feedback/ are nobody's) or its inbound/ folder: every submission of every
+assignment there is an attempt, timed by its name (`%Y-%m-%d %H:%M:%S.%f %Z`, the timestamp
+nbgrader submit wrote) or else its timestamp.txt. Anything not recognised is handed back for the
 grader's own layouts (`alice_W4_Homework.ipynb`, `alice/`, `alice.zip`).
 """
 
@@ -81,12 +87,15 @@ Reader = Callable[[Path, list[Path], Path], tuple[list[Attempt], list[Path]]]
 def read(root: Path, entries: list[Path], scratch: Path) -> tuple[list[Attempt], list[Path]]:
     """The entries of the folder `root` (its top-level entries, `entries`) that an LMS wrote,
     read as attempts; the entries not recognised are returned, for the grader's own layouts
-    (`<student>_<notebook>.ipynb` flat files, a folder or zip per student).
+    (`<student>_<notebook>.ipynb` flat files, a folder or zip per student). Given the course's
+    nbgrader exchange folder, the entries of its inbound/ that are not nbgrader's are returned
+    too (a folder there is then graded as a student's, under its own name).
 
     The conventions whose names are the most particular are tried first (a folder layout, then
     Blackboard's `_attempt_`, Moodle's `_assignsubmission_`), Canvas's last: a name is taken by
     one convention only."""
-    readers: tuple[Reader, ...] = (_nbgrader, _gradescope, _blackboard, _moodle, _canvas)
+    readers: tuple[Reader, ...] = (_nbgrader, _exchange, _gradescope, _blackboard, _moodle,
+                                   _canvas)
     attempts: list[Attempt] = []
     remaining = list(entries)
     for reader in readers:
@@ -681,6 +690,8 @@ def _gradescope_submission(path: Path, name: str, meta: dict[Any, Any] | None,
 
 SUBMITTED = "submitted"
 TIMESTAMP = "timestamp.txt"
+SECRET = "submission_secret.txt"  # nbgrader 0.9.3+: keys the student's feedback; not theirs
+_NBGRADER_FILES = {TIMESTAMP, SECRET}
 # The rest of an nbgrader course folder: nobody's hand-in (release/ is the blank template).
 _COURSE = {"source", "release", "autograded", "feedback", "solution", "gradebook.db",
            "nbgrader_config.py"}
@@ -751,9 +762,115 @@ def _nbgrader_student(folder: Path, root: Path, scratch: Path) -> list[Attempt]:
 
 def _nbgrader_assignment(student: str, folder: Path, root: Path) -> Attempt:
     found = _folder(folder, _shown(folder, root))
-    stamp = folder / TIMESTAMP
-    files = tuple((path, name) for path, name in found.files if path != stamp)
-    moment = _iso_time(_receipt_text(stamp)) if _is_file(stamp) else None
-    return Attempt(student=student, display_name="", source="nbgrader", files=files,
+    moment = _stamped(folder)
+    return Attempt(student=student, display_name="", source="nbgrader", files=_theirs(found),
                    submitted_at=moment, order=(_seconds(moment), 0, 0),
+                   problems=tuple(found.problems))
+
+
+def _theirs(found: _Found) -> tuple[tuple[Path, str], ...]:
+    """A submission folder's files less nbgrader's own (its timestamp.txt and secret)."""
+    return tuple((path, name) for path, name in found.files if name not in _NBGRADER_FILES)
+
+
+def _stamped(folder: Path) -> datetime | None:
+    """The time in a submission's timestamp.txt (never read through a link)."""
+    stamp = folder / TIMESTAMP
+    return _iso_time(_receipt_text(stamp)) if _is_file(stamp) else None
+
+
+# ---------------------------------------------------------------------------- nbgrader exchange
+
+# `<exchange>/<course>/`: inbound/ holds the submissions, one folder per `nbgrader submit`;
+# the rest is nobody's hand-in (outbound/<assignment>/ is the released template, feedback/ the
+# released feedback, feedback_public/ a variant some setups keep beside it).
+INBOUND = "inbound"
+_EXCHANGE = {"outbound", "feedback", "feedback_public"}
+
+
+@dataclass(frozen=True)
+class _Submission:
+    """What the name of a folder in inbound/ says."""
+
+    student: str
+    assignment: str
+    moment: datetime | None  # None when the name holds no time we read
+
+
+def _submission(name: str) -> _Submission | None:
+    """`<student>+<assignment>+<timestamp>+<random>` as nbgrader submit names a submission
+    (`<student>+<assignment>+<timestamp>` before 0.6, or with add_random_string off); the
+    random string is URL-safe base64, never a `+`. A student id may hold a `+` (nbgrader's
+    collect takes all before the last three `+` as the id), so the time is looked for from
+    the right: the next to last field, the last, or two fields a `+` joined (a `%z` format);
+    without a time we read, nbgrader's own split. None when fewer than three fields, or an
+    empty student or assignment."""
+    parts = name.split("+")
+    if len(parts) < 3:
+        return None
+    for tail in (1, 0):  # the random string, then none
+        for width in (1, 2):  # fields of the time
+            end = len(parts) - tail
+            if end - width < 2:
+                continue
+            moment = _iso_time("+".join(parts[end - width:end]))
+            if moment is not None:
+                return _named(parts[:end - width - 1], parts[end - width - 1], moment)
+    end = len(parts) - (1 if len(parts) > 3 else 0)
+    return _named(parts[:end - 2], parts[end - 2], None)
+
+
+def _named(student: list[str], assignment: str, moment: datetime | None) -> _Submission | None:
+    identity = "+".join(student)
+    if not identity.strip() or not assignment.strip():
+        return None
+    return _Submission(student=identity, assignment=assignment, moment=moment)
+
+
+def _exchange(root: Path, entries: list[Path], scratch: Path) -> tuple[list[Attempt], list[Path]]:
+    """inbound/ given itself, or the course's exchange folder holding it (inbound/ beside
+    outbound/, or holding a submission); elsewhere, only folders named as nbgrader names a
+    submission, with a time that reads (an inbound/ copied under another name)."""
+    if _text(root.name) == INBOUND:
+        return _inbound(root, entries, timed=False)
+    names = {_text(path.name): path for path in entries if _is_dir(_lstat(path))}
+    inbound = names.get(INBOUND)
+    if inbound is None or not ("outbound" in names or any(
+            _submission(_text(child.name)) for child in _children(inbound))):
+        return _inbound(root, entries, timed=True)
+    attempts, left = _inbound(root, _children(inbound), timed=False)
+    rest = [path for path in entries if path != inbound and _text(path.name) not in _EXCHANGE]
+    return attempts, rest + left
+
+
+def _inbound(root: Path, entries: list[Path], timed: bool) -> tuple[list[Attempt], list[Path]]:
+    """Each submission folder among `entries` as one attempt of its student; a link or pipe
+    named as one is a problem of that student, never opened; the rest is returned."""
+    attempts: list[Attempt] = []
+    rest = []
+    for path in entries:
+        named = _submission(_text(path.name))
+        info = _lstat(path)
+        if named is None or info is None or (timed and named.moment is None):
+            rest.append(path)
+            continue
+        problem = kind_problem(info, _shown(path, root))
+        if _is_dir(info):
+            attempts.append(_exchange_attempt(path, named, root))
+        elif problem:
+            attempts.append(Attempt(student=named.student, display_name="", source="nbgrader",
+                                    files=(), submitted_at=named.moment,
+                                    order=(_seconds(named.moment), 0, 0), problems=(problem,)))
+        else:
+            rest.append(path)
+    return attempts, rest
+
+
+def _exchange_attempt(folder: Path, named: _Submission, root: Path) -> Attempt:
+    """One submission: timed by its name, else its timestamp.txt (nbgrader writes the same
+    text in both); untimed, it orders lowest."""
+    found = _folder(folder, _shown(folder, root))
+    moment = named.moment or _stamped(folder)
+    return Attempt(student=named.student, display_name="", source="nbgrader",
+                   files=_theirs(found), submitted_at=moment, order=(_seconds(moment), 0, 0),
                    problems=tuple(found.problems))
