@@ -9,6 +9,11 @@ every finished result whole and nothing of the one in flight.
 
 Everything a result holds came, in part, from the student's notebook: every value is checked
 by type and size before it is stored (`clean_result`), and text is stored as valid UTF-8.
+
+A TA's override of one rubric item is kept apart from the results, keyed by the homework, the
+student, the notebook and the item's name, so that it outlives every regrade and rubric change
+(each of which makes a new result key); `results()` applies it when it reads. Every change to
+an override is appended to `override_log`, in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +39,13 @@ from grader.results import (
     ItemStatus,
     Match,
     Outcome,
+    Override,
+    OverrideChange,
     Result,
     RunRecord,
     StoredResult,
 )
-from grader.text import clean_text
+from grader.text import clean_text, one_line, valid_unicode
 
 NAME_CHARS = 300           # a student, notebook, rubric item or limit
 REASON_CHARS = 2_000       # a run's reason, a cell's error, a note
@@ -51,6 +58,9 @@ RESULT_COLUMNS = ", ".join(f"r.{c}" for c in (
     "key", "hw", "student", "notebook", "content_hash", "outcome", "reason", "total", "max",
     "wall_seconds", "device", "record", "graded_at"))
 ITEM_COLUMNS = "key, position, name, score, max, feedback, hidden, status, title"
+OVERRIDE_COLUMNS = "hw, student, notebook, item, score, reason, by, at, machine"
+LOG_COLUMNS = "id, hw, student, notebook, item, old, new, reason, by, at"
+LISTED = 10                # names listed in an error before "… and N more"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -107,11 +117,42 @@ CREATE TABLE IF NOT EXISTS latest (
     key      TEXT NOT NULL REFERENCES results(key),
     PRIMARY KEY (hw, student, notebook)
 );
+CREATE TABLE IF NOT EXISTS overrides (
+    hw       TEXT NOT NULL,
+    student  TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    item     TEXT NOT NULL,
+    score    REAL NOT NULL,
+    reason   TEXT NOT NULL,
+    by       TEXT NOT NULL,
+    at       REAL NOT NULL,
+    machine  REAL,
+    PRIMARY KEY (hw, student, notebook, item)
+);
+CREATE TABLE IF NOT EXISTS override_log (
+    id       INTEGER PRIMARY KEY,
+    hw       TEXT NOT NULL,
+    student  TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    item     TEXT NOT NULL,
+    old      REAL,
+    new      REAL,
+    reason   TEXT NOT NULL,
+    by       TEXT NOT NULL,
+    at       REAL NOT NULL
+);
 """
 
 
 class GradebookError(GraderError):
     """The gradebook cannot be written at all (a full disk, a locked or damaged file)."""
+
+
+class OverrideError(GraderError):
+    """An override cannot be set or cleared as asked: an unknown student, notebook or item, a
+    score out of range, no reason. The message names what the gradebook does know."""
+
+    exit_code = 2
 
 
 def result_key(student: str, notebook: str, content_hash: str, version: str,
@@ -187,7 +228,12 @@ def _run(run: RunRecord) -> RunRecord:
 
 
 def _item(item: Item) -> Item:
-    return Item(_text(item.name, NAME_CHARS), _number(item.score), _number(item.max),
+    """`item` as stored: only what the machine said. An item that carries a TA's override
+    (one read back from the gradebook) is stored with the machine's score, never the TA's,
+    which lives in the overrides table alone."""
+    score = item.machine if item.override is not None and item.machine is not None \
+        else item.score
+    return Item(_text(item.name, NAME_CHARS), _number(score), _number(item.max),
                 _text(item.feedback, FEEDBACK_CHARS), item.hidden is True,
                 ItemStatus.of(item.status), _text(item.title, NAME_CHARS))
 
@@ -267,6 +313,133 @@ def evidence_json(evidence: dict[str, Any]) -> str:
     if len(text) > EVIDENCE_BYTES:
         return json.dumps({"unstorable": f"evidence larger than {EVIDENCE_BYTES >> 20} MB"})
     return text
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def _line(value: Any, limit: int) -> str:
+    """A TA's text (a reason, a name) as one line of valid Unicode of at most `limit`
+    characters and a note: control and invisible characters are shown escaped (`\\x1b`), so
+    that a reason can neither rewrite the terminal it is listed on nor forge a line of the
+    audit log in a CSV. Surrounding white space is no part of it."""
+    text = valid_unicode(value if isinstance(value, str) else str(value)).strip()
+    return clean_text(one_line(text, len(text)), limit)
+
+
+def _reason(value: Any) -> str:
+    reason = _line(value, REASON_CHARS)
+    if not reason:
+        raise OverrideError("an override needs a reason, which the student and the audit log"
+                            " show: give --reason TEXT")
+    return reason
+
+
+def _who(value: Any) -> str:
+    by = _line(value, NAME_CHARS)
+    if not by:
+        raise OverrideError("an override needs the name of who sets it, for the audit log")
+    return by
+
+
+def _score(value: Any) -> float:
+    """A TA's score as points: a finite number, not negative (the item's worth is checked
+    once the item is known)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OverrideError(f"the score must be a number of points, not {_quoted(value)}")
+    if not math.isfinite(value):
+        raise OverrideError(f"the score must be a finite number of points, not {value}")
+    if value < 0:
+        raise OverrideError(f"the score cannot be negative ({value:g}): give 0 or more points")
+    return round(float(value), 4)
+
+
+def _quoted(value: Any) -> str:
+    return f"'{one_line(value, 80)}'"
+
+
+def _listing(names: list[str]) -> str:
+    """Names for an error message: the first LISTED of them, then how many more."""
+    shown = ", ".join(one_line(n, 80) for n in names[:LISTED])
+    more = len(names) - LISTED
+    return f"{shown}, … and {more} more" if more > 0 else shown or "none"
+
+
+def _loose(name: str) -> str:
+    return name.strip().casefold().removesuffix(".ipynb")
+
+
+def _pick(given: str, known: list[str], what: str, where: str) -> str:
+    """`given` as one of `known`: itself, else the one that equals it but for case (and a
+    notebook's `.ipynb`), so a TA may type `Alice` or `w4_homework`. An unknown or ambiguous
+    name is an OverrideError that lists the known ones, so the TA can retype it."""
+    names = sorted(set(known))
+    if given in names:
+        return given
+    found = [n for n in names if _loose(n) == _loose(str(given))]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise OverrideError(f"{_quoted(given)} could be any of several {what}s{where}: "
+                            f"{_listing(found)}")
+    raise OverrideError(f"no {what} {_quoted(given)}{where}; the {what}s are: "
+                        f"{_listing(names)}")
+
+
+def _aliases(item: Item) -> set[str]:
+    """What a TA may call an item besides its name: its title and its heading, any case."""
+    return {a.strip().casefold() for a in (item.name, item.title, item.heading) if a.strip()}
+
+
+def _item_named(given: str, items: list[Item], where: str) -> Item:
+    """The one item of `items` that `given` names: its name exactly, else its name, title or
+    heading but for case."""
+    found = [i for i in items if i.name == given] or [
+        i for i in items if str(given).strip().casefold() in _aliases(i)]
+    names = sorted({i.name for i in found})
+    if len(found) == 1:
+        return found[0]
+    if len(names) > 1:
+        raise OverrideError(f"{_quoted(given)} could be any of several items{where}: "
+                            f"{_listing(names)}; give the item's name")
+    if found:
+        raise OverrideError(f"the rubric has two items named {_quoted(given)}{where}: an"
+                            " override cannot tell them apart; rename one of the tests")
+    raise OverrideError(f"no item {_quoted(given)}{where}; the items are: "
+                        f"{_listing([i.name for i in items])}")
+
+
+def _overridden(item: Item, override: Override) -> Item:
+    """`item` as it counts: the TA's score (never more than the item is now worth, should a
+    rubric change have lowered it), the machine's kept beside it."""
+    return replace(item, score=min(override.score, item.max), machine=item.score,
+                   override=override)
+
+
+def _apply(items: list[Item], overrides: dict[str, Override]) -> tuple[list[Item], bool]:
+    """`items` with the overrides of their names applied, and whether any was."""
+    if not overrides:
+        return items, False
+    applied = [_overridden(i, overrides[i.name]) if i.name in overrides else i for i in items]
+    return applied, any(i.override is not None for i in applied)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """One (homework, student, notebook) an override may be set on or cleared from."""
+
+    hw: str
+    student: str
+    notebook: str
+
+    def __str__(self) -> str:
+        return f"{self.student}'s {self.notebook} ({self.hw})"
+
+
+#: Where an override may be set (a current result), and where one may be cleared (also
+#: where only an override is left, of a student no longer in the gradebook's results).
+GRADED = "SELECT hw, student, notebook FROM latest"
+OVERRIDDEN = f"{GRADED} UNION SELECT hw, student, notebook FROM overrides"
 
 
 class Gradebook:
@@ -391,25 +564,162 @@ class Gradebook:
 
     def results(self, hw: str | None = None) -> list[StoredResult]:
         """The current result of every student and notebook (of homework `hw`, or all), with
-        its items and evidence, ordered by homework, student and notebook."""
+        its items and evidence, ordered by homework, student and notebook. A TA's override
+        counts instead of the machine's score of its item, and the total is the items' sum."""
         query = (f"SELECT {RESULT_COLUMNS}, h.body FROM latest l JOIN results r ON r.key = l.key"
                  " LEFT JOIN handins h ON h.hw = l.hw AND h.student = l.student"
                  " AND h.notebook = l.notebook"
                  + (" WHERE l.hw = ?" if hw else "") + " ORDER BY l.hw, l.student, l.notebook")
-        return [self._stored(row) for row in self.db.execute(query, (hw,) if hw else ())]
+        overrides: dict[tuple[str, str, str], dict[str, Override]] = {}
+        for override in self.overrides(hw):
+            place = (override.hw, override.student, override.notebook)
+            overrides.setdefault(place, {})[override.item] = override
+        return [self._stored(row, overrides)
+                for row in self.db.execute(query, (hw,) if hw else ()).fetchall()]
 
-    def _stored(self, row: tuple[Any, ...]) -> StoredResult:
+    def _stored(self, row: tuple[Any, ...],
+                overrides: dict[tuple[str, str, str], dict[str, Override]]) -> StoredResult:
         (key, hw, student, notebook, content_hash, outcome, reason, total, top, wall, device,
          record, graded_at, handin) = row
-        items = [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title)
-                 for name, score, most, feedback, hidden, status, title in self.db.execute(
-                     "SELECT name, score, max, feedback, hidden, status, title FROM items"
-                     " WHERE key = ? ORDER BY position", (key,))]
+        items, changed = _apply(self._machine_items(key),
+                                overrides.get((hw, student, notebook), {}))
+        if changed:
+            total = round(sum(i.score for i in items), 4)
         evidence = self.attachment(key, "evidence")
         return StoredResult(hw, key, student, notebook, content_hash, Outcome.of(outcome),
                             reason, total, top, wall, device, json.loads(record or "{}"),
                             graded_at, items, json.loads(evidence) if evidence else {},
                             Handin.from_dict(json.loads(handin)) if handin else Handin())
+
+    def _machine_items(self, key: str) -> list[Item]:
+        """The items stored under `key`: the machine's scores, no override applied."""
+        return [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title)
+                for name, score, most, feedback, hidden, status, title in self.db.execute(
+                    "SELECT name, score, max, feedback, hidden, status, title FROM items"
+                    " WHERE key = ? ORDER BY position", (key,))]
+
+    # ------------------------------------------------------------------------- overrides
+
+    def set_override(self, hw: str | None, student: str, notebook: str, item: str,
+                     score: float, reason: str, by: str) -> Override:
+        """Set a TA's score for one item of a student's current result (replacing an earlier
+        override of it), and log the change. `hw` None: the one homework that holds the
+        student's notebook. `item` is the item's name, or its title or heading in any case.
+        Raises OverrideError, naming what is known, when anything given is not."""
+        score, reason, by = _score(score), _reason(reason), _who(by)
+        with self._transaction() as db:
+            place = self._locate(GRADED, hw, student, notebook)
+            target = _item_named(item, self._items_to_override(place), f" of {place}")
+            if score > target.max:
+                raise OverrideError(f"{score:g} is more than {target.name} of {place} is worth:"
+                                    f" give 0 to {target.max:g} points")
+            before = self._override(place, target.name)
+            override = Override(place.hw, place.student, place.notebook, target.name, score,
+                                reason, by, time.time(), target.score)
+            db.execute(f"INSERT OR REPLACE INTO overrides ({OVERRIDE_COLUMNS})"
+                       " VALUES (?,?,?,?,?,?,?,?,?)",
+                       (override.hw, override.student, override.notebook, override.item,
+                        score, reason, by, override.at, override.machine))
+            self._log(override, before.score if before else target.score, score)
+        return override
+
+    def clear_override(self, hw: str | None, student: str, notebook: str, item: str,
+                       reason: str, by: str) -> None:
+        """Remove a TA's override, so the machine's score counts again, and log it. An
+        orphaned override (its item or its result is gone) can be cleared too."""
+        reason, by = _reason(reason), _who(by)
+        with self._transaction():
+            place = self._locate(OVERRIDDEN, hw, student, notebook)
+            own = {o.item: o for o in self.overrides(place.hw) if _Place(
+                o.hw, o.student, o.notebook) == place}
+            if not own:
+                raise OverrideError(f"{place} has no override to clear")
+            known = [i for i in self._items(place) if i.name in own]
+            known += [Item(name, 0.0, 0.0, "", False, ItemStatus.ERROR) for name in own
+                      if name not in {i.name for i in known}]
+            found = own[_item_named(item, known, f" overridden in {place}").name]
+            self.db.execute("DELETE FROM overrides WHERE hw = ? AND student = ? AND notebook = ?"
+                            " AND item = ?", (place.hw, place.student, place.notebook,
+                                              found.item))
+            self._log(replace(found, reason=reason, by=by, at=time.time()), found.score, None)
+
+    def overrides(self, hw: str | None = None) -> list[Override]:
+        """Every override set (of homework `hw`, or all), applied or orphaned, ordered by
+        homework, student, notebook and item."""
+        query = (f"SELECT {OVERRIDE_COLUMNS} FROM overrides" + (" WHERE hw = ?" if hw else "")
+                 + " ORDER BY hw, student, notebook, item")
+        return [Override(*row) for row in self.db.execute(query, (hw,) if hw else ())]
+
+    def orphaned_overrides(self, hw: str | None = None) -> list[Override]:
+        """Overrides that apply to nothing now: the current result has no item of that name
+        (the rubric dropped it, or the result was rejected or failed, holding no items), or
+        there is no current result. They are kept, and apply again when the item returns."""
+        columns = ", ".join(f"o.{c}" for c in OVERRIDE_COLUMNS.split(", "))
+        query = (f"SELECT {columns} FROM overrides o LEFT JOIN latest l ON l.hw = o.hw"
+                 " AND l.student = o.student AND l.notebook = o.notebook WHERE NOT EXISTS"
+                 " (SELECT 1 FROM items i WHERE i.key = l.key AND i.name = o.item)"
+                 + (" AND o.hw = ?" if hw else "") + " ORDER BY o.hw, o.student, o.notebook,"
+                 " o.item")
+        return [Override(*row) for row in self.db.execute(query, (hw,) if hw else ())]
+
+    def override_log(self, hw: str | None = None) -> list[OverrideChange]:
+        """Every change ever made to an override (of homework `hw`, or all), oldest first."""
+        query = (f"SELECT {LOG_COLUMNS} FROM override_log" + (" WHERE hw = ?" if hw else "")
+                 + " ORDER BY id")
+        return [OverrideChange(*row) for row in self.db.execute(query, (hw,) if hw else ())]
+
+    def _locate(self, places: str, hw: str | None, student: str, notebook: str) -> _Place:
+        """The (homework, student, notebook) a TA named, among `places` (GRADED or
+        OVERRIDDEN), each name matched as `_pick` does."""
+        rows = [_Place(*row) for row in self.db.execute(places)]
+        if not rows:
+            raise OverrideError("the gradebook holds no results: grade the class first")
+        if hw is not None:
+            hw = _pick(hw, [r.hw for r in rows], "homework", " in the gradebook")
+            rows = [r for r in rows if r.hw == hw]
+        where = f" in {hw}" if hw is not None else ""
+        student = _pick(student, [r.student for r in rows], "student", where)
+        rows = [r for r in rows if r.student == student]
+        notebook = _pick(notebook, [r.notebook for r in rows], "notebook",
+                         f" of {student}{where}")
+        rows = [r for r in rows if r.notebook == notebook]
+        if len(rows) > 1:
+            raise OverrideError(f"{student}'s {notebook} is graded in several homeworks "
+                                f"({_listing([r.hw for r in rows])}): give the homework")
+        return rows[0]
+
+    def _items(self, place: _Place) -> list[Item]:
+        """The machine's items of the current result of `place` (none when it has none)."""
+        row = self.db.execute("SELECT key FROM latest WHERE hw = ? AND student = ? AND"
+                              " notebook = ?", (place.hw, place.student, place.notebook)
+                              ).fetchone()
+        return self._machine_items(row[0]) if row else []
+
+    def _items_to_override(self, place: _Place) -> list[Item]:
+        """The items of the current result of `place`; a result without any (rejected,
+        failed) is an OverrideError that says how it ended."""
+        items = self._items(place)
+        if not items:
+            outcome, why = self.db.execute(
+                "SELECT r.outcome, r.reason FROM latest l JOIN results r ON r.key = l.key"
+                " WHERE l.hw = ? AND l.student = ? AND l.notebook = ?",
+                (place.hw, place.student, place.notebook)).fetchone()
+            raise OverrideError(f"{place} has no rubric items to override: it was {outcome}"
+                                + (f" ({one_line(why, 200)})" if why else ""))
+        return items
+
+    def _override(self, place: _Place, item: str) -> Override | None:
+        row = self.db.execute(f"SELECT {OVERRIDE_COLUMNS} FROM overrides WHERE hw = ? AND"
+                              " student = ? AND notebook = ? AND item = ?",
+                              (place.hw, place.student, place.notebook, item)).fetchone()
+        return Override(*row) if row else None
+
+    def _log(self, change: Override, old: float | None, new: float | None) -> None:
+        """Append one change to the audit log (inside the caller's transaction)."""
+        self.db.execute("INSERT INTO override_log (hw, student, notebook, item, old, new,"
+                        " reason, by, at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (change.hw, change.student, change.notebook, change.item, old, new,
+                         change.reason, change.by, change.at))
 
 
 def as_stored(result: Result, hw: str, key: str = "", handin: Handin | None = None

@@ -9,6 +9,8 @@ judge (items and results), the gradebook (which stores them) and the reports and
     Item        one rubric test's verdict: score, worth, feedback for the student
     Result      one submission graded: its run, its items, the evidence the rubric measured
     StoredResult  a result as the gradebook gives it back: with its homework, key and time
+    Override    a TA's score for one rubric item, kept beside every regrade, with its reason
+    OverrideChange  one line of the overrides' audit log: who changed what, when, and why
     Handin      how intake found a submission: the file, how it was matched, the LMS's facts
 """
 
@@ -96,10 +98,61 @@ class Item:
     hidden: bool
     status: ItemStatus | str
     title: str = ""
+    override: Override | None = None  # a TA's score, which counts instead of the machine's
+    machine: float | None = None      # the machine's own score, when an override replaced it
 
     @property
     def heading(self) -> str:
         return self.title or readable(self.name)
+
+    @property
+    def drifted(self) -> bool:
+        """True when a regrade changed what the machine says under a TA's override: the TA
+        decided against a machine score that is no longer the one the machine gives."""
+        if self.override is None:
+            return False
+        then, now = self.override.machine, self.machine
+        return then is None or now is None or abs(then - now) > DRIFT
+
+
+#: Machine scores closer than this are the same score (they are stored rounded to 4 places).
+DRIFT = 1e-6
+
+
+@dataclass(frozen=True)
+class Override:
+    """A TA's score for one rubric item of one student's notebook. Keyed by the item's `name`
+    (the test's own name, stable across regrades and rubric edits), never by a result's key,
+    so it outlives every regrade. `machine` is the machine's score when it was set: a regrade
+    that changes it is shown to the TA (`Item.drifted`)."""
+
+    hw: str
+    student: str
+    notebook: str
+    item: str
+    score: float
+    reason: str
+    by: str
+    at: float                 # when it was set, seconds since the epoch
+    machine: float | None     # the machine's score of the item when it was set
+
+
+@dataclass(frozen=True)
+class OverrideChange:
+    """One line of the overrides' audit log, which is only ever appended to. `old` is the
+    score that counted before (the previous override's, else the machine's); `new` is None
+    when the override was cleared."""
+
+    id: int
+    hw: str
+    student: str
+    notebook: str
+    item: str
+    old: float | None
+    new: float | None
+    reason: str
+    by: str
+    at: float
 
 
 def readable(name: str) -> str:
