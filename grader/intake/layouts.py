@@ -48,7 +48,7 @@ def collect(target: Path, assignment: Assignment,
     following a link."""
     target = target.parent.resolve() / target.name
     if not target.is_dir() and target.suffix.lower() != ".zip":
-        return choose.submissions(_single(target), assignment)
+        return choose.submissions(_single(target, assignment), assignment)
     if not target.is_dir():
         try:
             target = unwrapped(safe_extract(target, scratch.resolve() / "download"))
@@ -113,13 +113,16 @@ def _flat(path: Path, assignment: Assignment, problem: str) -> list[lms.Attempt]
                         files=((path, name),))]
 
 
-def _single(path: Path) -> list[lms.Attempt]:
-    """The one notebook `grade check` was given, whatever its name."""
+def _single(path: Path, assignment: Assignment) -> list[lms.Attempt]:
+    """The one notebook given (`grade check`, or `grade` of one file), whatever its name: the
+    student is the name's prefix before the notebook's name, else the file's stem."""
     name = student_name(path.name)
+    mine = matching.by_name(name, assignment.notebooks)
+    student = (matching.prefix(name, mine[0]) if mine else "") or student_name(path.stem)
     problem = kind_problem(path.lstat(), name)
     if problem:
-        return [_broken(student_name(path.stem), "file", f"{problem}: {PLAIN_FILES_ONLY}", name)]
-    return [lms.Attempt(student=student_name(path.stem), display_name="", source="file",
+        return [_broken(student, "file", f"{problem}: {PLAIN_FILES_ONLY}", name)]
+    return [lms.Attempt(student=student, display_name="", source="file",
                         files=((path, name),))]
 
 
