@@ -1,7 +1,8 @@
 """Assignment folders: what `assignments/<HW>/assignment.toml` says, checked as it is read.
 
     assignments/W6/
-        assignment.toml          names, aliases, points, limits, GPU wanted or not
+        assignment.toml          names, aliases, points, limits, GPU wanted or not, due date
+        extensions.csv           optional, named by [due]: students given a later due date
         W6_MNIST_FC.ipynb        the student template
         solution/                the solution notebooks (never shown to students)
         public/, hidden/         the rubric files, `test_<notebook>*.py`
@@ -13,17 +14,25 @@ Every setting is typed and checked when the folder loads, so a mistake stops `gr
 first submission runs instead of surfacing as a wrong score: a notebook's `points` must equal
 what its rubric's `@pytest.mark.points` markers (read with `ast`, never imported) add up to,
 plus `files_points`.
+
+The due date, the late policy, `release` and the extensions file are not part of the digest
+that keys the gradebook: a penalty is applied when results are exported or shown, never stored
+into a score, so moving a deadline or granting an extension must not cause a regrade.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from grader import late
 from grader.errors import AssignmentError
 
 #: The assignments shipped with torchgrade; a TA points `--assignments DIR` at a private copy.
@@ -39,7 +48,20 @@ DEFAULT_CONTRACT = ("model",)
 NOTEBOOK_FIELDS = ("name", "aliases", "solution", "points", "contract", "files", "files_points")
 
 #: Tables with a typed home of their own; any other table reaches rubrics as `settings`.
-TYPED_TABLES = ("assignment", "limits", "accuracy")
+TYPED_TABLES = ("assignment", "limits", "accuracy", "due", "late")
+
+#: What [due] and [late] may say; as in [accuracy], anything else is refused as a typo.
+DUE_FIELDS = ("at", "extensions")
+LATE_FIELDS = ("per", "penalty", "cap", "grace_minutes", "zero_after_days")
+
+#: When hidden items reach the students' site: on `grade publish --release-hidden`, or once the
+#: due date has passed.
+RELEASES = ("manual", "after_due")
+
+#: What the digest leaves out of assignment.toml: settings export reads, grading never does.
+EXPORT_TABLES = ("due", "late")
+EXPORT_FIELDS = ("release",)  # of [assignment]
+EXTENSIONS = "extensions.csv"  # left out of the digest even when [due] no longer names it
 
 
 @dataclass(frozen=True)
@@ -93,6 +115,8 @@ class Assignment:
     notebooks: tuple[Notebook, ...]
     settings: dict[str, dict[str, object]]
     accuracy: Accuracy | None = None
+    due: late.Due | None = None
+    release: str = "manual"
 
     @property
     def points(self) -> float:
@@ -103,11 +127,32 @@ class Assignment:
         return next((nb for nb in self.notebooks if nb.name == name), None)
 
     def digest(self) -> str:
-        """A hash of everything in the folder, so a changed rubric means a regrade."""
+        """A hash of everything in the folder that grading reads, so a changed rubric, template
+        or limit means a regrade. assignment.toml is hashed as its parsed settings without
+        [due], [late] and `release`, and the extensions file not at all (the one [due] names,
+        and `extensions.csv` always, so that dropping the `extensions` line is no regrade
+        either): those only change what export makes of a stored score, and a moved deadline
+        must not regrade a class."""
+        toml = self.folder / "assignment.toml"
+        data = tomllib.loads(toml.read_text(encoding="utf-8"))
+        skipped = {toml, self.folder / EXTENSIONS,
+                   _extensions_path(self.folder, data.get("due") or {})}
         h = hashlib.sha256()
+        h.update(b"assignment.toml\0" + _canonical(data).encode())
         for path in sorted(p for p in self.folder.rglob("*") if p.is_file()):
-            h.update(str(path.relative_to(self.folder)).encode() + b"\0" + path.read_bytes())
+            if path not in skipped:
+                h.update(str(path.relative_to(self.folder)).encode() + b"\0" + path.read_bytes())
         return h.hexdigest()
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    """assignment.toml's settings without those grading never reads, as one JSON text: key
+    order, spacing and comments in the file change nothing."""
+    kept = {key: value for key, value in data.items() if key not in EXPORT_TABLES}
+    if isinstance(kept.get("assignment"), dict):
+        kept["assignment"] = {key: value for key, value in kept["assignment"].items()
+                              if key not in EXPORT_FIELDS}
+    return json.dumps(kept, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _table(data: dict, key: str, where: Path) -> dict:
@@ -149,6 +194,7 @@ def load(folder: Path) -> Assignment:
     accuracy = data.get("accuracy")
     if accuracy is not None and not isinstance(accuracy, dict):
         raise AssignmentError(f"{path}: `accuracy` must be an [accuracy] table")
+    due = _due(folder, data, path)
     return Assignment(
         name=str(_field(head, "name", str, f"{path} [assignment]")),
         title=str(head.get("title", "")),
@@ -160,6 +206,8 @@ def load(folder: Path) -> Assignment:
         settings={k: v for k, v in data.items() if isinstance(v, dict)
                   and k not in TYPED_TABLES},
         accuracy=None if accuracy is None else _accuracy(accuracy, f"{path} [accuracy]"),
+        due=due,
+        release=_release(head, due, f"{path} [assignment]"),
     )
 
 
@@ -174,10 +222,7 @@ def _number(table: dict, key: str, where: str, default: float | None = None) -> 
 
 
 def _accuracy(table: dict, where: str) -> Accuracy:
-    unknown = sorted(set(table) - {"baseline", "target", "max_gap"})
-    if unknown:
-        raise AssignmentError(f"{where}: unknown field `{unknown[0]}` (known: baseline, target, "
-                              "max_gap)")
+    _known(table, ("baseline", "target", "max_gap"), where)
     accuracy = Accuracy(baseline=_number(table, "baseline", where),
                         target=_number(table, "target", where),
                         max_gap=_number(table, "max_gap", where, MAX_GAP))
@@ -189,6 +234,14 @@ def _accuracy(table: dict, where: str) -> Accuracy:
     return accuracy
 
 
+def _known(table: dict, fields: tuple[str, ...], where: str) -> None:
+    """Refuse a field the table does not have: a typo would otherwise be silently ignored."""
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise AssignmentError(f"{where}: unknown field `{unknown[0]}` (known: "
+                              f"{', '.join(fields)})")
+
+
 def _limits(table: dict, where: str) -> Limits:
     return Limits(
         notebook_seconds=int(_field(table, "notebook_seconds", int, where)),
@@ -198,15 +251,120 @@ def _limits(table: dict, where: str) -> Limits:
     )
 
 
+# ------------------------------------------------------------------ due date and late policy
+
+
+def _due(folder: Path, data: dict, path: Path) -> late.Due | None:
+    """[due] and [late], typed; None when the homework has no due date."""
+    table, policy = data.get("due"), data.get("late")
+    if table is None:
+        if policy is not None:
+            raise AssignmentError(f"{path} [late]: a late policy needs a [due] table giving "
+                                  "the due date, as in at = 2026-10-05T23:59:00+08:00")
+        return None
+    where = f"{path} [due]"
+    if not isinstance(table, dict):
+        raise AssignmentError(f"{path}: `due` must be a [due] table")
+    if policy is not None and not isinstance(policy, dict):
+        raise AssignmentError(f"{path}: `late` must be a [late] table")
+    _known(table, DUE_FIELDS, where)
+    return late.Due(at=_due_at(table, where),
+                    policy=None if policy is None else _policy(policy, f"{path} [late]"),
+                    extensions=_extensions(folder, table, where))
+
+
+def _due_at(table: dict, where: str) -> datetime:
+    """`at`, a TOML date-time with its offset (or the same written as a string)."""
+    if "at" not in table:
+        raise AssignmentError(f"{where}: missing `at`, the due date, as in "
+                              "at = 2026-10-05T23:59:00+08:00")
+    value = table["at"]
+    parsed = late.parse_time(value) if isinstance(value, str) else value
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if not isinstance(parsed, datetime):
+        raise AssignmentError(f"{where}: `at` = {shown} is not a date and time, as in "
+                              "at = 2026-10-05T23:59:00+08:00")
+    if parsed.tzinfo is None:  # read where the grader runs, it would move with the machine
+        raise AssignmentError(f"{where}: `at` = {shown} has no time zone; add the course's "
+                              f"UTC offset, as in at = {parsed.isoformat()}+08:00")
+    return parsed
+
+
+def _policy(table: dict, where: str) -> late.LatePolicy:
+    _known(table, LATE_FIELDS, where)
+    per = _field(table, "per", str, where)
+    if per not in late.PERIODS:
+        raise AssignmentError(f"{where}: `per` = {per!r} is not \"day\" or \"hour\"")
+    grace = timedelta(minutes=_number(table, "grace_minutes", where, 0.0))
+    if grace < timedelta(0):
+        raise AssignmentError(f"{where}: `grace_minutes` = {table['grace_minutes']} is negative")
+    return late.LatePolicy(per=str(per), penalty=_share(table, "penalty", where),
+                           cap=_share(table, "cap", where, 1.0), grace=grace,
+                           zero_after=_zero_after(table, grace, where))
+
+
+def _share(table: dict, key: str, where: str, default: float | None = None) -> float:
+    """A fraction of the points, between 0 and 1."""
+    value = _number(table, key, where, default)
+    if not 0 <= value <= 1:
+        raise AssignmentError(f"{where}: `{key}` = {value:g} is not between 0 and 1 (a fraction "
+                              "of the notebook's points: 0.1 is 10%)")
+    return value
+
+
+def _zero_after(table: dict, grace: timedelta, where: str) -> timedelta | None:
+    if "zero_after_days" not in table:
+        return None
+    days = _number(table, "zero_after_days", where)
+    if days <= 0 or timedelta(days=days) <= grace:
+        raise AssignmentError(f"{where}: `zero_after_days` = {days:g} must be longer than the "
+                              f"grace period ({grace.total_seconds() / 60:g} minutes)")
+    return timedelta(days=days)
+
+
+def _extensions_path(folder: Path, due: dict) -> Path | None:
+    name = due.get("extensions")
+    return None if name is None else folder / str(name)
+
+
+def _extensions(folder: Path, due: dict, where: str) -> dict[str, datetime]:
+    """The extensions file [due] names, read now so that a bad row stops `grade` at once. It
+    must be inside the folder: the folder is what a cluster ships to its workers."""
+    name = due.get("extensions")
+    if name is None:
+        return {}
+    if not isinstance(name, str) or not name or name.startswith("/") or ".." in Path(name).parts:
+        raise AssignmentError(f"{where}: `extensions` = {name!r} must name a CSV file inside "
+                              "the assignment's folder, as in extensions = \"extensions.csv\"")
+    path = _extensions_path(folder, due)
+    if path is None or not path.is_file():
+        raise AssignmentError(f"{where}: `extensions` = {name!r}: {path} does not exist")
+    try:
+        return late.read_extensions(path)
+    except late.LateError as exc:
+        raise AssignmentError(str(exc)) from None
+
+
+def _release(head: dict, due: late.Due | None, where: str) -> str:
+    release = head.get("release", "manual")
+    if release not in RELEASES:
+        raise AssignmentError(f"{where}: `release` = {release!r} is not \"manual\" or "
+                              "\"after_due\"")
+    if release == "after_due" and due is None:
+        raise AssignmentError(f"{where}: `release` = \"after_due\" needs a [due] table giving "
+                              "the due date")
+    return str(release)
+
+
+# ------------------------------------------------------------------------------ notebooks
+
+
 def _notebook(folder: Path, entry: object, path: Path) -> Notebook:
     if not isinstance(entry, dict):
         raise AssignmentError(f"{path}: a [[notebook]] entry must be a table")
     name = str(_field(entry, "name", str, f"{path} [[notebook]]"))
     where = f"{path} [[notebook]] {name}"
-    unknown = sorted(set(entry) - set(NOTEBOOK_FIELDS))
-    if unknown:
-        raise AssignmentError(f"{where}: unknown field `{unknown[0]}` (known: "
-                              f"{', '.join(NOTEBOOK_FIELDS)})")
+    _known(entry, NOTEBOOK_FIELDS, where)
     template, solution = folder / name, folder / str(_field(entry, "solution", str, where))
     for required in (template, solution):
         if not required.is_file():
