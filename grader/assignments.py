@@ -525,3 +525,9 @@ def find(hw: str, root: Path = BUNDLED) -> Assignment:
             return assignment
     known = ", ".join(a.name for a in candidates) or "none"
     raise AssignmentError(f"no assignment or notebook named {hw!r} in {root} (known: {known})")
+
+
+def dues(root: Path = BUNDLED) -> dict[str, late.Due | None]:
+    """Each assignment's due date and late policy as the toml says now, by homework name: what
+    exports and pages apply to stored results (a homework no longer in the folder has none)."""
+    return {a.name: a.due for a in all_assignments(root)}

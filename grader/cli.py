@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from grader import __version__, assignments, data, exports, intake
+from grader import __version__, assignments, data, exports, intake, late
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
 from grader.intake import Submission, roster
@@ -197,10 +198,19 @@ def _line(result: Result) -> str:
               "Login ID, Section) or an id,name,email CSV. Hand-ins are matched to it by the "
               "LMS's ids and names; files matching no one, and students who handed in "
               "nothing, are listed.")
+@click.option("--only", "only_students", metavar="STUDENT[,STUDENT...]",
+              help="Grade only these students (their identities as `grade` prints them); "
+              "the others' results stay as they are.")
+@click.option("--force", is_flag=True, help="Grade again even when the submission and the "
+              "rubric are unchanged (a TA's overrides still apply).")
+@click.option("--submitted-at", "times_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A CSV `student,submitted_at` (ISO 8601 times) for hand-ins whose LMS "
+              "gives no time: the late policy of assignment.toml uses it.")
 def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                 timeout: int | None, jobs: int | None, gpus: bool | None, gpu_slots: int,
                 cluster: str | None, no_sandbox: bool, cold_start: bool,
-                roster_path: Path | None) -> None:
+                roster_path: Path | None, only_students: str | None, force: bool,
+                times_path: Path | None) -> None:
     """Grade every submission of HW in SUBMISSIONS: a folder (or a zip) of notebooks named
     any way, student folders or zip archives, or an LMS's download as it comes (Canvas,
     Moodle, Blackboard, Gradescope, nbgrader). Each file is matched to a notebook by its name,
@@ -231,8 +241,12 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         click.echo(f"note: {book.dropped} results were shared between students who handed in "
                    "the same file (an older torchgrade); those students are graded again",
                    err=True)
+    if only_students is not None:
+        found, rejected = _only(only_students, found, rejected)
     if people is not None:
         found, rejected = _on_roster(people, found, rejected)
+    if times_path is not None:
+        found, rejected = _with_times(late.read_submitted_at(times_path), found, rejected)
     digest = assignment.digest()
     for bad in rejected:
         notebook = bad.notebook or bad.path.name
@@ -245,7 +259,7 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                            submission.handin)
         key = result_key(submission.student, submission.notebook.name,
                          submission.content_hash, assignment.version, digest)
-        if book.has(key):
+        if book.has(key) and not force:
             book.mark_latest(assignment.name, submission.student, submission.notebook.name, key)
             click.echo(_row(submission.student, submission.notebook.name, "unchanged"))
         else:
@@ -261,6 +275,37 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     book.close()
     click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}{written}")
+
+
+def _only(names: str, found: list[Submission], rejected: list[intake.Rejected]
+          ) -> tuple[list[Submission], list[intake.Rejected]]:
+    """The submissions of the students `--only` names (case set aside); a name that matches
+    no one handed in is a usage error naming who did."""
+    wanted = {n.strip().casefold() for n in names.split(",") if n.strip()}
+    present = {s.student.casefold() for s in [*found, *rejected]}
+    unknown = sorted(wanted - present)
+    if unknown or not wanted:
+        known = sorted({s.student for s in [*found, *rejected]})
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10
+                                         else "")
+        raise click.UsageError(one_line(f"--only: nothing handed in by {', '.join(unknown)}"
+                                        f" (students found: {shown or 'none'})", 1000))
+    return ([s for s in found if s.student.casefold() in wanted],
+            [r for r in rejected if r.student.casefold() in wanted])
+
+
+def _with_times(times: dict[str, datetime], found: list[Submission],
+                rejected: list[intake.Rejected]
+                ) -> tuple[list[Submission], list[intake.Rejected]]:
+    """The TA's submission times, for the hand-ins whose LMS gave none."""
+    def timed(student: str, handin: Handin) -> Handin:
+        at = times.get(student)
+        if handin.submitted_at or at is None:
+            return handin
+        return replace(handin, submitted_at=at.isoformat())
+
+    return ([replace(s, handin=timed(s.student, s.handin)) for s in found],
+            [replace(r, handin=timed(r.student, r.handin)) for r in rejected])
 
 
 def _on_roster(people: roster.Roster, found: list[Submission],
@@ -298,7 +343,7 @@ def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path) -> str:
 
     written = ""
     try:
-        rows = book.results()
+        rows = late.penalised(book.results(), assignments.dues(assignments_dir))
         if rows:
             written += f"; CSV: {exports.write('csv', rows, out)}"
             done = report.publish(book, out / "report", assignments_dir=assignments_dir)
@@ -381,12 +426,100 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         click.echo(f"report: {html_path.resolve().as_uri()}")
 
 
-def _gradebook_rows(out: Path, hw: str | None) -> list[StoredResult]:
+@main.command("override")
+@click.argument("student")
+@click.argument("notebook")
+@click.argument("item")
+@click.argument("score", type=float, required=False)
+@click.option("--reason", required=True, help="Why: shown to the student beside the score, "
+              "and kept in the audit log.")
+@click.option("--clear", is_flag=True, help="Remove the override: the machine's score "
+              "counts again.")
+@click.option("--hw", help="The homework, when the student's NOTEBOOK is in several.")
+@click.option("--by", "by", default=None, help="Who decides (default: your login name).")
+@OUT_OPTION
+def override(student: str, notebook: str, item: str, score: float | None, reason: str,
+             clear: bool, hw: str | None, by: str | None, out: Path) -> None:
+    """Set a TA's SCORE for one rubric ITEM of STUDENT's NOTEBOOK, with the reason.
+
+    \b
+      grade override alice W4_Homework test_gradients 5 --reason "sign fixed in office hours"
+      grade override alice W4 "The four gradients are right" --clear --reason "regraded"
+
+    ITEM is the item's name (the CSV's `item` column) or its title. The override wins over the
+    machine's score on the pages and in every export, survives every regrade and rubric change
+    (a regrade that changes the machine's score under it is listed by `grade report`), and
+    each change is logged: who, when, the old and new score, the reason."""
     book = Gradebook(_gradebook_path(out))
+    who = by or _login()
     try:
-        return book.results(assignments.find(hw).name if hw else None)
+        name = assignments.find(hw).name if hw else None
+        if clear:
+            book.clear_override(name, student, notebook, item, reason, who)
+            click.echo(f"override cleared: {one_line(student)} {one_line(notebook)} "
+                       f"{one_line(item)}")
+            return
+        if score is None:
+            raise click.UsageError("give the SCORE, or --clear")
+        done = book.set_override(name, student, notebook, item, score, reason, who)
     finally:
         book.close()
+    machine = "" if done.machine is None else f" (the machine gave {done.machine:g})"
+    click.echo(f"override: {one_line(done.student)} {one_line(done.notebook)} "
+               f"{one_line(done.item)} = {done.score:g}{machine}")
+
+
+@main.command("overrides")
+@OUT_OPTION
+@click.option("--hw", help="Only this homework.")
+@click.option("--log", "show_log", is_flag=True, help="Every change ever made, oldest first.")
+def overrides(out: Path, hw: str | None, show_log: bool) -> None:
+    """List the TA's overrides in the gradebook (or, with --log, the audit log)."""
+    book = Gradebook(_gradebook_path(out))
+    try:
+        name = assignments.find(hw).name if hw else None
+        if show_log:
+            for change in book.override_log(name):
+                old = "-" if change.old is None else f"{change.old:g}"
+                new = "cleared" if change.new is None else f"{change.new:g}"
+                click.echo(one_line(f"{_when(change.at)}  {change.by}  {change.hw} "
+                                    f"{change.student} {change.notebook} {change.item}: "
+                                    f"{old} -> {new}  ({change.reason})", 2000))
+            return
+        orphaned = {(o.hw, o.student, o.notebook, o.item) for o in book.orphaned_overrides(name)}
+        for o in book.overrides(name):
+            state = "  (its item or result is gone)" if (
+                o.hw, o.student, o.notebook, o.item) in orphaned else ""
+            click.echo(one_line(f"{o.hw} {o.student} {o.notebook} {o.item} = {o.score:g} "
+                                f"by {o.by}, {_when(o.at)}: {o.reason}{state}", 2000))
+    finally:
+        book.close()
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _when(at: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def _gradebook_rows(out: Path, hw: str | None,
+                    assignments_dir: Path = assignments.BUNDLED) -> list[StoredResult]:
+    """The current results, with the late policy of the assignments as they are now."""
+    book = Gradebook(_gradebook_path(out))
+    try:
+        rows = book.results(assignments.find(hw, assignments_dir).name if hw else None)
+    finally:
+        book.close()
+    return late.penalised(rows, assignments.dues(assignments_dir))
 
 
 @main.command("export")
@@ -394,10 +527,13 @@ def _gradebook_rows(out: Path, hw: str | None) -> list[StoredResult]:
 @click.option("--format", "fmt", type=click.Choice(["csv", "gradescope", "canvas"]),
               default="csv", show_default=True)
 @click.option("--hw", help="Only this homework.")
-def export(out: Path, fmt: str, hw: str | None) -> None:
+@ASSIGNMENTS_OPTION
+def export(out: Path, fmt: str, hw: str | None, assignments_dir: Path) -> None:
     """Export the gradebook in OUT: a CSV of every item, Gradescope results.json files (one per
-    student; hidden items visible after publishing), or a Canvas grade-import CSV."""
-    rows = _gradebook_rows(out, hw)
+    student; hidden items visible after publishing), or a Canvas grade-import CSV. Totals are
+    after the TA's overrides and the late policy of assignment.toml as it is now: change a due
+    date or an extension and export again, no regrade needed."""
+    rows = _gradebook_rows(out, hw, assignments_dir)
     written = exports.write(fmt, rows, out)
     click.echo(f"{len(rows)} results written to {written}")
 
@@ -407,8 +543,16 @@ def export(out: Path, fmt: str, hw: str | None) -> None:
 @click.option("--hw", help="Only this homework.")
 def report(out: Path, hw: str | None) -> None:
     """Summarise the gradebook in OUT: each student's score per notebook, how often each rubric
-    item was passed, and the runs that errored, timed out or were rejected."""
-    for line in exports.summary(_gradebook_rows(out, hw)):
+    item was passed, the runs that errored, timed out or were rejected, and the TA's overrides
+    a regrade has since questioned (the machine's score changed under one, or its item is
+    gone)."""
+    book = Gradebook(_gradebook_path(out))
+    try:
+        name = assignments.find(hw).name if hw else None
+        lines = exports.summary(book.results(name), book.orphaned_overrides(name))
+    finally:
+        book.close()
+    for line in lines:
         click.echo(one_line(line, 10_000))
 
 

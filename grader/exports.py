@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.results import Outcome, Result, StoredResult
+from grader.results import Outcome, Override, Result, StoredResult
 
 
 def as_json(result: Result) -> dict[str, Any]:
@@ -41,19 +42,24 @@ def _csv(rows: list[StoredResult], out: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["hw", "student", "notebook", "outcome", "total", "max", "item", "score",
                          "item_max", "feedback", "reason", "name", "file", "late",
-                         "submitted_at"])
+                         "submitted_at", "machine_score", "override_reason", "override_by",
+                         "late_penalty", "lateness"])
         for row in rows:
             base = [row.hw, row.student, row.notebook, str(row.outcome), row.total, row.max]
             handin = row.handin
             tail = [row.reason, handin.display_name, handin.file,
                     "" if handin.late is None else str(handin.late).lower(),
                     handin.submitted_at]
+            late = [row.penalty, row.lateness]
             for item in row.items or [None]:
                 if item is None:
-                    writer.writerow([*base, "", "", "", "", *tail])
+                    writer.writerow([*base, "", "", "", "", *tail, "", "", "", *late])
                 else:
+                    decided = item.override
                     writer.writerow([*base, item.name, item.score, item.max, item.feedback,
-                                     *tail])
+                                     *tail, "" if item.machine is None else item.machine,
+                                     decided.reason if decided else "",
+                                     decided.by if decided else "", *late])
     return path
 
 
@@ -90,7 +96,7 @@ def _canvas(rows: list[StoredResult], out: Path) -> Path:
     return path
 
 
-def summary(rows: list[StoredResult]) -> list[str]:
+def summary(rows: list[StoredResult], orphaned: Sequence[Override] = ()) -> list[str]:
     """The gradebook as text: scores, per-item pass rates, and what went wrong."""
     lines: list[str] = []
     for notebook in sorted({(r.hw, r.notebook) for r in rows}):
@@ -109,4 +115,21 @@ def summary(rows: list[StoredResult]) -> list[str]:
             if hit:
                 lines.append(f"  {len(hit)} of {len(group)} {outcome}"
                              f"{'ed' if outcome == Outcome.ERROR else ''}: {', '.join(hit)}")
+    return lines + _override_lines(rows, orphaned)
+
+
+def _override_lines(rows: list[StoredResult], orphaned: Sequence[Override]) -> list[str]:
+    """The TA's decisions a regrade has since questioned: an override whose item the machine
+    now scores differently, and one whose item or result is gone."""
+    lines = []
+    for row in rows:
+        for item in row.items:
+            if item.drifted and item.override is not None:
+                lines.append(f"override under a changed machine score: {row.hw} {row.student} "
+                             f"{row.notebook} {item.name}: the TA gave {item.score:g} when the "
+                             f"machine gave {item.override.machine:g}; it now gives "
+                             f"{item.machine:g}")
+    for o in orphaned:
+        lines.append(f"override not applied (its item or result is gone): {o.hw} {o.student} "
+                     f"{o.notebook} {o.item} = {o.score:g}")
     return lines

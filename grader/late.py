@@ -31,12 +31,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.results import StoredResult
 
 #: The length of each kind of period a penalty is counted in.
 PERIODS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
@@ -288,3 +289,21 @@ def _when(moment: datetime) -> str:
     hours, minutes = divmod(int(offset.total_seconds()) // 60, 60)
     clock = "%Y-%m-%d %H:%M:%S" if moment.second else "%Y-%m-%d %H:%M"
     return f"{moment.strftime(clock)} {sign}{hours:02d}:{minutes:02d}"
+
+
+def penalised(rows: Sequence[StoredResult], dues: Mapping[str, Due | None]
+              ) -> list[StoredResult]:
+    """`rows` with the late policy applied: the penalty taken off each total, and the sentence
+    that says why. Computed afresh at every export and page from the due dates of now (`dues`,
+    per homework), never stored, so a moved date or a new extension needs no regrade."""
+    out = []
+    for row in rows:
+        due = dues.get(row.hw)
+        if due is None or not row.items:
+            out.append(row)
+            continue
+        found = lateness(due, row.student, parse_time(row.handin.submitted_at), row.handin.late)
+        kept = found.apply(row.total, row.max)
+        out.append(replace(row, total=kept, penalty=round(row.total - kept, 4),
+                           lateness=describe(found)))
+    return out

@@ -289,3 +289,5 @@ class StoredResult:
     items: list[Item] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     handin: Handin = field(default_factory=Handin)
+    penalty: float = 0.0            # points the late policy takes off `total` (already taken)
+    lateness: str = ""              # the late policy's sentence, when the homework has a due date

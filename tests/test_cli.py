@@ -200,3 +200,83 @@ def test_a_save_model_class_named_its_own_way_is_graded_and_told_how(tmp_path: P
     pages = "".join(p.read_text(encoding="utf-8") for p in (grades / "report" / "s").glob("*.html"))
     assert "save.ipynb was matched by content to W5_Save_Model.ipynb" in pages
     assert "W6_Save_Model (2).ipynb was matched by its name to W5_Save_Model.ipynb" in pages
+
+
+def _results(grades: Path, hw: str) -> dict:
+    book = Gradebook(grades / "gradebook.sqlite")
+    try:
+        return {r.student: r for r in book.results(hw)}
+    finally:
+        book.close()
+
+
+@pytest.mark.slow
+def test_only_force_and_an_override_that_survives_regrades(tmp_path: Path):
+    """`--only` grades exactly the named student; a TA's override survives a `--force`
+    regrade and a rubric change, and `grade report` says when the machine's score moved."""
+    import shutil
+
+    rubrics = tmp_path / "assignments"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "assignments", rubrics)
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    for student in ("alice", "bob", "carol"):
+        shutil.copy(SUBMISSIONS / f"{student}_W4_Homework.ipynb", submissions)
+    grades = tmp_path / "grades"
+    common = ["--hw", "W4", "--out", str(grades), "--assignments", str(rubrics)]
+
+    def grade(*extra: str) -> str:
+        done = subprocess.run([GRADE, str(submissions), *common, *extra], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    grade("--only", "BOB")
+    assert sorted(_results(grades, "W4")) == ["bob"]
+    machine = next(i for i in _results(grades, "W4")["bob"].items
+                   if i.name == "test_gradients_match_the_derivation")
+    assert machine.score < machine.max
+    assert run("override", "bob", "W4_Homework", "test_gradients_match_the_derivation",
+               str(machine.max), "--reason", "right on paper", "--by", "ta1",
+               "--out", str(grades)).exit_code == 0
+    assert "bob              W4_Homework.ipynb            completed" in grade("--only", "bob",
+                                                                              "--force")
+    rubric = rubrics / "W4" / "public" / "test_W4_Homework.py"
+    rubric.write_text(rubric.read_text() + "\n# a TA's edit: the digest changes\n")
+    assert "unchanged" not in grade("--only", "bob")
+    item = next(i for i in _results(grades, "W4")["bob"].items
+                if i.name == "test_gradients_match_the_derivation")
+    assert (item.score, item.machine, item.override.reason) == (
+        machine.max, machine.score, "right on paper")
+    listed = run("overrides", "--out", str(grades))
+    assert "W4 bob W4_Homework.ipynb test_gradients_match_the_derivation" in listed.output
+    log = run("overrides", "--log", "--out", str(grades)).output
+    assert f"ta1  W4 bob W4_Homework.ipynb test_gradients_match_the_derivation: " \
+           f"{machine.score:g} -> {machine.max:g}  (right on paper)" in log
+    with (grades / "gradebook.csv").open(encoding="utf-8") as handle:
+        assert "right on paper" in handle.read()
+
+
+def test_report_lists_overrides_a_regrade_questioned(tmp_path: Path):
+    from grader.gradebook import result_key
+    from grader.results import Item
+
+    def graded(score: float, *, dropped: bool = False) -> Result:
+        items = [] if dropped else [Item("test_gradients", score, 3.0, "", False, "failed")]
+        return Result("alice", "W4_Homework.ipynb", "bytes", RunRecord("completed"), items)
+
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    book.store("W4", result_key("alice", "W4_Homework.ipynb", "bytes", "1", "d1"), graded(0))
+    book.set_override("W4", "alice", "W4_Homework.ipynb", "test_gradients", 2, "ok", "ta")
+    book.store("W4", result_key("alice", "W4_Homework.ipynb", "bytes", "1", "d2"), graded(1))
+    book.close()
+    report = run("report", "--out", str(tmp_path)).output
+    assert ("override under a changed machine score: W4 alice W4_Homework.ipynb test_gradients:"
+            " the TA gave 2 when the machine gave 0; it now gives 1") in report
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    book.store("W4", result_key("alice", "W4_Homework.ipynb", "bytes", "1", "d3"),
+               graded(0, dropped=True))
+    book.close()
+    report = run("report", "--out", str(tmp_path)).output
+    assert ("override not applied (its item or result is gone): W4 alice W4_Homework.ipynb "
+            "test_gradients = 2") in report

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import assignments
+from grader import assignments, late
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
 from grader.report import pages, similarity
@@ -42,7 +42,7 @@ class Published:
 def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: bool = False,
             threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED) -> Published:
     """Write the site for HW (every homework in the gradebook when None) into OUT."""
-    results = book.results(hw)
+    results = late.penalised(book.results(hw), assignments.dues(assignments_dir))
     if not results:
         raise GraderError(f"nothing to publish: the gradebook {book.path} has no results"
                           + (f" for {hw}" if hw else ""))
