@@ -122,6 +122,13 @@ class Assignment:
     def points(self) -> float:
         return sum(n.points for n in self.notebooks)
 
+    def releases_hidden(self, now: datetime) -> bool:
+        """True when `release = "after_due"` and every student's due date, extensions
+        included, has passed: the hidden items reach the students' site by themselves."""
+        if self.release != "after_due" or self.due is None:
+            return False
+        return now >= max([self.due.at, *self.due.extensions.values()])
+
     def notebook(self, name: str) -> Notebook | None:
         """The notebook entry named exactly `name` (a submission's canonical notebook name)."""
         return next((nb for nb in self.notebooks if nb.name == name), None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -346,7 +346,8 @@ def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path) -> str:
         rows = late.penalised(book.results(), assignments.dues(assignments_dir))
         if rows:
             written += f"; CSV: {exports.write('csv', rows, out)}"
-            done = report.publish(book, out / "report", assignments_dir=assignments_dir)
+            done = report.publish(book, out / "report", assignments_dir=assignments_dir,
+                                  release_hidden=True)
             written += f"; report: {done.index.resolve().as_uri()}"
     except (OSError, GraderError) as exc:
         click.echo(f"note: the CSV or the report could not be written ({one_line(exc)}); "
@@ -527,15 +528,37 @@ def _gradebook_rows(out: Path, hw: str | None,
 @click.option("--format", "fmt", type=click.Choice(["csv", "gradescope", "canvas"]),
               default="csv", show_default=True)
 @click.option("--hw", help="Only this homework.")
+@click.option("--roster", "roster_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Canvas: one row per student of this roster (a Canvas gradebook export or "
+              "id,name,email), with its IDs and sections; graded students it lacks are warned "
+              "about.")
+@click.option("--release-hidden", is_flag=True, help="Gradescope: hidden items visible now "
+              "(else hidden, or shown by Gradescope after the due date when the toml says "
+              "`release = \"after_due\"`).")
 @ASSIGNMENTS_OPTION
-def export(out: Path, fmt: str, hw: str | None, assignments_dir: Path) -> None:
+def export(out: Path, fmt: str, hw: str | None, roster_path: Path | None,
+           release_hidden: bool, assignments_dir: Path) -> None:
     """Export the gradebook in OUT: a CSV of every item, Gradescope results.json files (one per
-    student; hidden items visible after publishing), or a Canvas grade-import CSV. Totals are
-    after the TA's overrides and the late policy of assignment.toml as it is now: change a due
-    date or an extension and export again, no regrade needed."""
+    student, with a leaderboard of the measured accuracies), or a Canvas grade-import CSV.
+    Totals are after the TA's overrides and the late policy of assignment.toml as it is now:
+    change a due date or an extension and export again, no regrade needed."""
     rows = _gradebook_rows(out, hw, assignments_dir)
-    written = exports.write(fmt, rows, out)
+    options = exports.Options(released=_released(assignments_dir, release_hidden),
+                              points={a.name: a.points for a in
+                                      assignments.all_assignments(assignments_dir)},
+                              roster=roster.load(roster_path) if roster_path else None)
+    written = exports.write(fmt, rows, out, options)
+    for warning in options.warnings:
+        click.echo(f"warning: {one_line(warning, 1000)}", err=True)
     click.echo(f"{len(rows)} results written to {written}")
+
+
+def _released(assignments_dir: Path, release_hidden: bool) -> dict[str, str]:
+    """Per homework, when its hidden items are shown: now, after the due date, or not yet."""
+    now = datetime.now(UTC)
+    return {a.name: "visible" if release_hidden or a.releases_hidden(now) else
+            "after_due" if a.release == "after_due" else "hidden"
+            for a in assignments.all_assignments(assignments_dir)}
 
 
 @main.command("report")
@@ -567,9 +590,12 @@ def report(out: Path, hw: str | None) -> None:
               "class pages (their own pages keep their names).")
 @click.option("--similarity", "threshold", type=click.FloatRange(0, 1), default=0.5,
               show_default=True, help="Flag pairs whose code is at least this similar.")
+@click.option("--release-hidden", is_flag=True, help="Show the hidden items (and what their "
+              "tests measured) on the students' pages; without it they appear only once "
+              "`release = \"after_due\"` in assignment.toml and the due date has passed.")
 @ASSIGNMENTS_OPTION
 def publish(site: Path, grades: Path, hw: str | None, anonymise: bool, threshold: float,
-            assignments_dir: Path) -> None:
+            release_hidden: bool, assignments_dir: Path) -> None:
     """Write the gradebook as a static HTML site into OUT.
 
     \b
@@ -586,7 +612,7 @@ def publish(site: Path, grades: Path, hw: str | None, anonymise: bool, threshold
     try:
         name = assignments.find(hw, assignments_dir).name if hw else None
         done = report.publish(book, site, hw=name, anonymise=anonymise, threshold=threshold,
-                              assignments_dir=assignments_dir)
+                              assignments_dir=assignments_dir, release_hidden=release_hidden)
     finally:
         book.close()
     click.echo(f"{done.student_pages} student pages, {done.class_pages} class pages, "

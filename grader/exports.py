@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.intake.roster import Roster
 from grader.results import Outcome, Override, Result, StoredResult
 
 
@@ -31,12 +33,25 @@ def as_json(result: Result) -> dict[str, Any]:
     }
 
 
-def write(fmt: str, rows: list[StoredResult], out: Path) -> Path:
+@dataclass(frozen=True)
+class Options:
+    """What an export needs beyond the rows: which homeworks' hidden items are released (and
+    which release themselves after the due date), each homework's points, and the roster."""
+
+    released: Mapping[str, str] = field(default_factory=dict)  # hw -> visible|after_due|hidden
+    points: Mapping[str, float] = field(default_factory=dict)  # hw -> points possible
+    roster: Roster | None = None
+    warnings: list[str] = field(default_factory=list)          # filled by the export
+
+
+def write(fmt: str, rows: list[StoredResult], out: Path, options: Options | None = None
+          ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    return {"csv": _csv, "gradescope": _gradescope, "canvas": _canvas}[fmt](rows, out)
+    writers = {"csv": _csv, "gradescope": _gradescope, "canvas": _canvas}
+    return writers[fmt](rows, out, options or Options())
 
 
-def _csv(rows: list[StoredResult], out: Path) -> Path:
+def _csv(rows: list[StoredResult], out: Path, options: Options) -> Path:
     path = out / "gradebook.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -63,37 +78,100 @@ def _csv(rows: list[StoredResult], out: Path) -> Path:
     return path
 
 
-def _gradescope(rows: list[StoredResult], out: Path) -> Path:
+#: Gradescope's visibility of a hidden test: shown, shown by Gradescope after the due date,
+#: or kept from the student.
+VISIBILITY = {"visible": "visible", "after_due": "after_due_date", "hidden": "hidden"}
+
+
+def _gradescope(rows: list[StoredResult], out: Path, options: Options) -> Path:
+    """One results.json per student and notebook, in Gradescope's autograder format: hidden
+    items `hidden` until released (`after_due_date` when the toml releases them after the due
+    date), and a leaderboard of the accuracies the grader measured."""
     folder = out / "gradescope"
     folder.mkdir(exist_ok=True)
     for row in rows:
+        hidden = VISIBILITY[options.released.get(row.hw, "hidden")]
         tests = [{"name": i.heading, "score": i.score, "max_score": i.max,
-                  "output": i.feedback,
-                  "visibility": "after_published" if i.hidden else "visible"}
+                  "output": _output(i), "visibility": hidden if i.hidden else "visible"}
                  for i in row.items]
-        payload = {"score": row.total, "tests": tests,
-                   "output": f"{row.outcome}: {row.reason}" if row.reason else ""}
+        payload: dict[str, Any] = {"score": row.total, "tests": tests,
+                                   "output": "\n".join(filter(None, [
+                                       f"{row.outcome}: {row.reason}" if row.reason else "",
+                                       row.lateness]))}
+        board = _leaderboard(row)
+        if board:
+            payload["leaderboard"] = board
         name = f"{row.student}_{row.notebook.removesuffix('.ipynb')}.results.json"
         name = name.replace("/", "_")  # one file in the folder, whatever the name holds
         (folder / name).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return folder
 
 
-def _canvas(rows: list[StoredResult], out: Path) -> Path:
-    """One column per homework, the student's points summed over its notebooks."""
+def _output(item: Any) -> str:
+    if item.override is None:
+        return item.feedback
+    return f"{item.feedback}\nScore set by course staff: {item.override.reason}".strip()
+
+
+def _leaderboard(row: StoredResult) -> list[dict[str, Any]]:
+    """The W6 accuracies, as Gradescope's leaderboard shows them (highest first)."""
+    accuracy = row.evidence.get("accuracy")
+    if not isinstance(accuracy, dict):
+        return []
+    board = []
+    for key, label in (("test", "Test accuracy"), ("holdout", "Hold-out accuracy")):
+        value = accuracy.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            board.append({"name": label, "value": round(float(value), 4), "order": "desc"})
+    return board
+
+
+CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+
+
+def _canvas(rows: list[StoredResult], out: Path, options: Options) -> Path:
+    """A Canvas gradebook import: the five identity columns, then one column per homework
+    with the student's points (summed over its notebooks, after overrides and the late
+    policy) and a Points Possible row. With a roster, one row per roster student, filled from
+    it; a graded student the roster does not know is a warning, not a row."""
+    homeworks = sorted({row.hw for row in rows})
     totals: dict[str, dict[str, float]] = {}
+    names: dict[str, str] = {}
     for row in rows:
         totals.setdefault(row.student, {}).setdefault(row.hw, 0.0)
         totals[row.student][row.hw] += row.total
-    homeworks = sorted({row.hw for row in rows})
+        names.setdefault(row.student, row.handin.display_name)
     path = out / "canvas.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *homeworks])
-        for student in sorted(totals):
-            writer.writerow([student, "", "", student, "",
-                             *[f"{totals[student].get(hw, 0.0):g}" for hw in homeworks]])
+        writer.writerow([*CANVAS_COLUMNS, *homeworks])
+        writer.writerow(["    Points Possible", "", "", "", "",
+                         *[f"{options.points.get(hw, 0.0):g}" for hw in homeworks]])
+        for identity, scores in _canvas_rows(totals, names, options):
+            writer.writerow([*identity, *[_points(scores, hw) for hw in homeworks]])
     return path
+
+
+def _canvas_rows(totals: dict[str, dict[str, float]], names: dict[str, str],
+                 options: Options) -> list[tuple[list[str], dict[str, float]]]:
+    if options.roster is None:
+        return [([names.get(s) or s, "", "", s, ""], totals[s]) for s in sorted(totals)]
+    scores: dict[str, dict[str, float]] = {}
+    for student in sorted(totals):
+        person = options.roster.find(student, names.get(student, ""))
+        if person is None:
+            options.warnings.append(f"{student} was graded but is not on the roster: left out "
+                                    "of the Canvas import")
+            continue
+        for hw, value in totals[student].items():
+            scores.setdefault(person.id, {})[hw] = scores.get(person.id, {}).get(hw, 0) + value
+    return [([p.name, p.id, p.sis_user_id, p.sis_login_id, p.section], scores.get(p.id, {}))
+            for p in options.roster.people]
+
+
+def _points(scores: dict[str, float], hw: str) -> str:
+    """A score as Canvas reads it; blank for nothing graded (Canvas leaves it ungraded)."""
+    return f"{scores[hw]:g}" if hw in scores else ""
 
 
 def summary(rows: list[StoredResult], orphaned: Sequence[Override] = ()) -> list[str]:

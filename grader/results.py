@@ -17,9 +17,13 @@ judge (items and results), the gradebook (which stores them) and the reports and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+#: The evidence key that lists what hidden rubric tests wrote: withheld from the students' site
+#: with the hidden items until the TA releases them.
+HIDDEN_EVIDENCE = "_hidden"
 
 
 class Outcome(StrEnum):
@@ -291,3 +295,20 @@ class StoredResult:
     handin: Handin = field(default_factory=Handin)
     penalty: float = 0.0            # points the late policy takes off `total` (already taken)
     lateness: str = ""              # the late policy's sentence, when the homework has a due date
+    withheld: int = 0               # hidden items left out until the TA releases them
+
+    def without_hidden(self) -> StoredResult:
+        """This result as the students' site shows it before release: the hidden items, and
+        the evidence their tests wrote, left out; the total of what is shown, with the late
+        penalty's share of it."""
+        hidden = [i for i in self.items if i.hidden]
+        if not hidden:
+            return self
+        shown = [i for i in self.items if not i.hidden]
+        secret = set(self.evidence.get(HIDDEN_EVIDENCE) or [])
+        top = round(sum(i.max for i in shown), 4)
+        share = self.penalty / self.max * top if self.max else 0.0
+        return replace(self, items=shown, max=top, withheld=len(hidden),
+                       total=round(max(0.0, sum(i.score for i in shown) - share), 4),
+                       penalty=round(share, 4),
+                       evidence={k: v for k, v in self.evidence.items() if k not in secret})

@@ -82,7 +82,7 @@ class Visit:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
     book = Gradebook(reports.build(folder / "grades") / "gradebook.sqlite")
-    publish(book, folder / "site")
+    publish(book, folder / "site", release_hidden=True)
     book.close()
     return folder / "site"
 
@@ -181,7 +181,8 @@ def test_a_notebook_that_really_ran_cannot_script_its_report(browser, tmp_path):
     subprocess.run([GRADE, str(submissions), "--hw", "W4", "--out", str(tmp_path / "grades")],
                    check=True, capture_output=True, text=True)
     subprocess.run([GRADE, "publish", "--gradebook", str(tmp_path / "grades"), "--out",
-                    str(tmp_path / "site")], check=True, capture_output=True, text=True)
+                    str(tmp_path / "site"), "--release-hidden"], check=True,
+                   capture_output=True, text=True)
     visit = Visit(browser, page_of(tmp_path / "site", "mallory", "W4"))
     try:
         visit.page.locator("details.executed summary").click()

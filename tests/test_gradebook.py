@@ -31,7 +31,7 @@ def test_identical_files_of_two_students_are_two_results(tmp_path: Path):
     assert [r.student for r in rows] == ["alice", "bob"]
     exports.write("canvas", rows, tmp_path)
     canvas = (tmp_path / "canvas.csv").read_text().splitlines()
-    assert canvas[1:] == ["alice,,,alice,,3", "bob,,,bob,,3"]
+    assert canvas[2:] == ["alice,,,alice,,3", "bob,,,bob,,3"]
     book.close()
 
 

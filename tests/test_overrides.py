@@ -82,7 +82,7 @@ def test_every_export_reads_the_overridden_total(book: Gradebook, tmp_path: Path
     book.set_override(HW, "alice", NB, "test_gradients", 3, "regraded by hand", "ta-kim")
     exports.write("canvas", book.results(HW), tmp_path)
     rows = (tmp_path / "canvas.csv").read_text().splitlines()
-    assert rows[1:] == ["alice,,,alice,,5", "bob,,,bob,,2"]
+    assert rows[2:] == ["alice,,,alice,,5", "bob,,,bob,,2"]
 
 
 def test_an_override_survives_a_force_regrade_and_a_rubric_change(book: Gradebook):

@@ -24,7 +24,7 @@ def site(tmp_path: Path) -> Path:
     grades = reports.build(tmp_path / "grades")
     book = Gradebook(grades / "gradebook.sqlite")
     try:
-        publish(book, tmp_path / "site")
+        publish(book, tmp_path / "site", release_hidden=True)
     finally:
         book.close()
     return tmp_path / "site"
@@ -44,7 +44,7 @@ def test_student_pages_have_unguessable_names_that_survive_republishing(tmp_path
         assert student not in page.name and len(page.stem) >= 24
     assert len({p.name for p in pages.values()}) == len(pages)
     book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
-    publish(book, tmp_path / "again")
+    publish(book, tmp_path / "again", release_hidden=True)
     book.close()
     assert {k: p.name for k, p in links(tmp_path / "again").items()} == \
         {k: p.name for k, p in pages.items()}
@@ -127,3 +127,57 @@ def test_publish_command(tmp_path):
     missing = subprocess.run([GRADE, "publish", "--gradebook", str(tmp_path / "none")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no gradebook at" in missing.stderr
+
+
+def _with_hidden(tmp_path: Path) -> Gradebook:
+    """A W6 result with one public and one hidden item; the hidden test wrote the accuracy."""
+    from grader.gradebook import result_key
+    from grader.results import HIDDEN_EVIDENCE, Item, Result, RunRecord
+
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    items = [Item("test_runs", 2, 2, "", False, "passed", "The notebook runs"),
+             Item("test_holdout_accuracy", 5, 10, "hold-out 0.61", True, "partial",
+                  "The model classifies digits it never saw")]
+    evidence = {"accuracy": {"test": 0.62, "holdout": 0.61}, HIDDEN_EVIDENCE: ["accuracy"],
+                "public_note": 1}
+    book.store("W6", result_key("zoe", "W6_MNIST_FC.ipynb", "h", "1", "d"),
+               Result("zoe", "W6_MNIST_FC.ipynb", "h", RunRecord("completed"), items,
+                      evidence=evidence))
+    return book
+
+
+def test_hidden_items_stay_off_the_students_pages_until_released(tmp_path: Path):
+    book = _with_hidden(tmp_path)
+    try:
+        publish(book, tmp_path / "before")
+        publish(book, tmp_path / "after", release_hidden=True)
+    finally:
+        book.close()
+    (before,) = (tmp_path / "before" / "s").glob("*.html")
+    (after,) = (tmp_path / "after" / "s").glob("*.html")
+    withheld, released = before.read_text(), after.read_text()
+    assert 'id="total">2 / 2<' in withheld and "1 hidden test graded too" in withheld
+    assert "never saw" not in withheld and "0.61" not in withheld and "public_note" in withheld
+    assert 'id="total">7 / 12<' in released and "never saw" in released and "0.61" in released
+    assert "never saw" in (tmp_path / "before" / "ta" / "W6.html").read_text()
+
+
+def test_release_after_due_shows_hidden_items_once_every_due_date_passed(tmp_path: Path):
+    import shutil
+
+    rubrics = tmp_path / "assignments"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "assignments", rubrics)
+    toml = rubrics / "W6" / "assignment.toml"
+    base = toml.read_text(encoding="utf-8")
+    book = _with_hidden(tmp_path)
+    try:
+        for due, shown in (("2020-01-01T00:00:00+08:00", True),
+                           ("2999-01-01T00:00:00+08:00", False)):
+            toml.write_text(base.replace("[assignment]\n", "[assignment]\nrelease = "
+                                         '"after_due"\n', 1) + f"\n[due]\nat = {due}\n",
+                            encoding="utf-8")
+            publish(book, tmp_path / due[:4], assignments_dir=rubrics)
+            (page,) = (tmp_path / due[:4] / "s").glob("*.html")
+            assert ("never saw" in page.read_text()) is shown, due
+    finally:
+        book.close()

@@ -173,3 +173,18 @@ def test_asks():
 ''')
     (item,) = run_rubric([public], [], Context(None, None, None))
     assert item.feedback == "gradients is not defined in the notebook"
+
+
+def test_the_evidence_hidden_tests_write_is_listed_for_release(tmp_path):
+    (tmp_path / "public").mkdir()
+    (tmp_path / "hidden").mkdir()
+    public = tmp_path / "public" / "test_nb.py"
+    hidden = tmp_path / "hidden" / "test_nb.py"
+    public.write_text("def test_seen(evidence):\n    evidence['shown'] = 1\n")
+    hidden.write_text("import pytest\n\n@pytest.fixture(scope='session')\n"
+                      "def measured(evidence):\n    evidence['holdout'] = 0.9\n    return 0.9\n\n"
+                      "def test_secret(measured, evidence):\n    evidence['more'] = 2\n")
+    context = Context(None, None, None)
+    run_rubric([public], [hidden], context)
+    assert context.evidence["_hidden"] == ["holdout", "more"]
+    assert context.evidence["shown"] == 1

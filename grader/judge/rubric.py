@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from grader.results import Item
+from grader.results import HIDDEN_EVIDENCE, Item
 from grader.sandbox import ProbeError
 
 
@@ -102,6 +102,18 @@ class _Plugin:
             status = "failed" if report.when == "call" else "error"
             self.items[report.nodeid] = Item(name, 0.0, points, _message(report), hidden,
                                              status, title)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
+        """Notes the evidence a hidden test (or a fixture it set up) wrote, so the students'
+        site can withhold it with the hidden items until the TA releases them."""
+        before = set(self.context.evidence)
+        yield
+        if Path(item.path).resolve() in self.hidden:
+            written = set(self.context.evidence) - before - {HIDDEN_EVIDENCE}
+            if written:
+                known = self.context.evidence.setdefault(HIDDEN_EVIDENCE, [])
+                known.extend(sorted(written - set(known)))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:

@@ -106,7 +106,8 @@ def _evidence_view(evidence: dict[str, Any]) -> dict[str, Any]:
     if wrong := evidence.get("misclassified"):
         view["misclassified"] = [{**w, "png": charts.png(w.get("image", []))} for w in wrong]
     known = {"gradient_errors", "derivations", "fit", "accuracy", "confusion", "misclassified"}
-    view["other"] = {k: json.dumps(v)[:2000] for k, v in evidence.items() if k not in known}
+    view["other"] = {k: json.dumps(v)[:2000] for k, v in evidence.items()
+                     if k not in known and not k.startswith("_")}
     return view
 
 

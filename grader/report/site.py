@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from grader import assignments, late
@@ -40,8 +41,11 @@ class Published:
 
 
 def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: bool = False,
-            threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED) -> Published:
-    """Write the site for HW (every homework in the gradebook when None) into OUT."""
+            threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED,
+            release_hidden: bool = False) -> Published:
+    """Write the site for HW (every homework in the gradebook when None) into OUT. Hidden
+    items reach the students' pages only when released: `release_hidden`, or `release =
+    "after_due"` once every due date has passed; the class pages always show them."""
     results = late.penalised(book.results(hw), assignments.dues(assignments_dir))
     if not results:
         raise GraderError(f"nothing to publish: the gradebook {book.path} has no results"
@@ -55,13 +59,16 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
     for name, hw_results in sorted(by_hw.items()):
         found = _assignment(name, assignments_dir)
         title, folder = (found.title, found.folder) if found else (name, None)
+        released = release_hidden or bool(found and found.releases_hidden(
+            datetime.now(UTC)))
         students = _group(hw_results)
         shown = _names(students, anonymise)
         view = pages.ClassView(hw=name, title=title, students=[], max_gap=_max_gap(found))
         notebooks = {r.key: book.attachment(r.key, "notebook") for r in hw_results}
         for student, own in students.items():
             token = book.token(name, student)
-            sections = [pages.notebook_section(r, notebooks[r.key]) for r in own]
+            sections = [pages.notebook_section(r if released else r.without_hidden(),
+                                               notebooks[r.key]) for r in own]
             own_name = _named(student, own)
             _write(out / STUDENT_DIR / f"{token}.html",
                    pages.student_page(own_name, name, title, sections))
