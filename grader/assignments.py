@@ -254,7 +254,7 @@ def _limits(table: dict, where: str) -> Limits:
         notebook_seconds=int(_field(table, "notebook_seconds", int, where)),
         cell_seconds=int(_field(table, "cell_seconds", int, where)),
         memory_mb=int(_field(table, "memory_mb", int, where)),
-        cpu_fallback=bool(table.get("cpu_fallback", False)),
+        cpu_fallback=bool(table.get("cpu_fallback", True)),  # a GPU notebook still runs
     )
 
 

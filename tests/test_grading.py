@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import data
+from grader import assignments, data
 from grader.sandbox import bwrap
 from tests import notebooks
 
@@ -131,7 +131,7 @@ def test_a_printed_accuracy_is_not_believed(tmp_path, synthetic_mnist):
     grade(str(tmp_path / "class"), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
     row = rows(out)[("liar", "W6_MNIST_FC.ipynb")]
     # all-zero logits predict class 0; 2 of the 12 synthetic test labels are 0
-    assert "test accuracy 0.1667" in feedback(row)
+    assert "0.1667 on the test set" in feedback(row)
     assert "0.999" not in feedback(row)
     assert row["total"] < row["max"] / 2
 
@@ -438,3 +438,63 @@ def test_exception_text_cannot_forge_the_result_lines(tmp_path):
     assert "\x1b" not in shown and "\r" not in shown
     assert not any(line.lstrip().startswith("mallory") for line in shown.splitlines())
     assert "\\x1b[1A\\r\\x1b[2K\\nmallory" in result.stdout
+
+
+MEMORISER = """
+import torch, torchvision
+seen = torchvision.datasets.MNIST(root='./data/', train=False, download=False)
+keys = seen.data.float().reshape(len(seen.data), -1) / 255.0
+
+
+class Memory(torch.nn.Module):
+    '''Answers the public test set from memory: class 0 for any image it never saw.'''
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('keys', keys)
+        self.register_buffer('labels', seen.targets.clone())
+
+    def forward(self, x):
+        distance = torch.cdist(x.reshape(len(x), -1).float(), self.keys)
+        nearest = distance.argmin(1)
+        known = distance.gather(1, nearest[:, None])[:, 0] < 1e-4
+        label = torch.where(known, self.labels[nearest], torch.zeros_like(nearest))
+        return torch.nn.functional.one_hot(label, 10).float()
+
+
+model = Memory()
+"""
+
+
+def test_a_model_that_memorised_the_public_test_set_earns_under_half(tmp_path, synthetic_mnist):
+    notebook(tmp_path / "class" / "memo_W6_MNIST_FC.ipynb", MEMORISER)
+    out = tmp_path / "out"
+    grade(str(tmp_path / "class"), "--hw", "W6", "--out", str(out), env=synthetic_mnist)
+    row = rows(out)[("memo", "W6_MNIST_FC.ipynb")]
+    evidence = json.loads(zlib.decompress(sqlite3.connect(out / "gradebook.sqlite").execute(
+        "SELECT body FROM attachments WHERE key = ? AND name = 'evidence'",
+        (row["key"],)).fetchone()[0]))
+    assert evidence["accuracy"]["test"] == 1.0 and evidence["accuracy"]["holdout"] < 0.5
+    scores = {i["name"]: i["score"] for i in row["items"]}
+    assert scores["test_accuracy_on_digits_it_never_saw"] == 0
+    assert row["total"] < row["max"] / 2, row
+    assert not re.search(r"Error:|Traceback|KeyError", feedback(row))
+
+
+@pytest.mark.skipif(not data.is_cached(), reason="MNIST is not provisioned (grade data fetch)")
+def test_an_honest_models_accuracy_points_move_by_no_more_than_its_gap(tmp_path):
+    """alice's example trains on the public images: scored on the hold-out, its points differ
+    from a test-set score by at most what the gap between the two is worth."""
+    folder = copy_examples(tmp_path / "class", "alice_W6_MNIST_FC.ipynb")
+    out = tmp_path / "out"
+    grade(str(folder), "--hw", "W6", "--out", str(out))
+    row = rows(out)[("alice", "W6_MNIST_FC.ipynb")]
+    evidence = json.loads(zlib.decompress(sqlite3.connect(out / "gradebook.sqlite").execute(
+        "SELECT body FROM attachments WHERE key = ? AND name = 'evidence'",
+        (row["key"],)).fetchone()[0]))
+    test, holdout = evidence["accuracy"]["test"], evidence["accuracy"]["holdout"]
+    curve = assignments.find("W6").accuracy
+    scored = {i["name"]: i["score"] for i in row["items"]}["test_accuracy_on_digits_it_never_saw"]
+    assert scored == pytest.approx(10 * curve.earned(min(test, holdout)), abs=1e-3)
+    assert abs(scored - 10 * curve.earned(test)) <= 10 * abs(test - holdout) / (
+        curve.target - curve.baseline) + 1e-3

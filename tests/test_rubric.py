@@ -1,5 +1,6 @@
 """The rubric runner: points, partial credit, feedback from assertions, hidden items."""
 
+import re
 from pathlib import Path
 
 from grader.judge.rubric import Context, run_rubric
@@ -44,7 +45,9 @@ def test_scores_and_feedback(tmp_path):
     assert items["test_wrong"].score == 0 and items["test_wrong"].feedback.startswith(
         "the answer is off by one")
     assert items["test_unmarked_is_worth_one"].max == 1
-    assert items["test_raises"].feedback == "KeyError: 'missing'"
+    assert items["test_raises"].feedback.startswith("the grader could not finish this check")
+    assert "KeyError" not in items["test_raises"].feedback and "missing" not in \
+        items["test_raises"].feedback
     assert not any(i.hidden for i in items.values())
 
 
@@ -188,3 +191,33 @@ def test_the_evidence_hidden_tests_write_is_listed_for_release(tmp_path):
     run_rubric([public], [hidden], context)
     assert context.evidence["_hidden"] == ["holdout", "more"]
     assert context.evidence["shown"] == 1
+
+
+def test_a_question_the_notebook_raised_on_is_said_in_words(tmp_path):
+    """What the student's code raised is never the feedback: what was asked, and what to do."""
+    from grader.sandbox import ProbeError
+
+    class Session:
+        def call(self, name, *arrays):
+            raise ProbeError("KeyError: 'gradients'", "raised")
+
+        def forward(self, name, x):
+            raise ProbeError("RuntimeError: mat1 and mat2 shapes cannot be multiplied", "raised")
+
+    public = write(tmp_path / "public", "test_hw.py", """
+def test_calls(student):
+    student.call("gradients", 1, 2)
+
+def test_runs(student):
+    student.forward("model", 3)
+""")
+    items = {i.name: i for i in run_rubric([public], [], Context(Session(), None, None))}
+    assert items["test_calls"].feedback == (
+        "something this check needs is not defined in your notebook while the grader was "
+        "calling `gradients`: check the names the homework asks for and run the notebook from "
+        "the top")
+    assert items["test_runs"].feedback.startswith(
+        "your code did not accept the inputs this check gives it while the grader was running "
+        "the model `model`")
+    assert not any(re.search(r"Error|Traceback|KeyError|mat1", i.feedback)
+                   for i in items.values())

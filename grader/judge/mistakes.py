@@ -187,3 +187,36 @@ def summarize_readings(best: Mapping[str, Reading], names: Iterable[str] = NAMES
             notes.append(_NAMED.format(names=name, text=text)
                          if reading.mistake in _UNNAMED else text)
     return _JOIN.join(notes)
+
+
+#: What a student's code raising one of these while the grader asked about it means, in words.
+_UNDEFINED = ("NameError", "KeyError", "AttributeError", "ImportError", "ModuleNotFoundError",
+              "UnboundLocalError")
+_UNFIT = ("TypeError", "ValueError", "IndexError", "RuntimeError")
+
+
+def unanswered(asked: str, kind: str, raised: str) -> str:
+    """A rubric check that could not finish because a question to the notebook got no answer,
+    said in words a student acts on, never the exception's text. `asked` is what the grader
+    was asking ("calling `gradients`"; "" when unknown), `kind` the ProbeError's kind, and
+    `raised` the name of the exception the student's code raised."""
+    while_ = f" while the grader was {asked}" if asked else ""
+    if kind == "timeout":
+        return f"your notebook did not answer in time{while_}: the run was ended"
+    if kind in ("closed", "malformed"):
+        return f"your notebook's run ended, or answered something unreadable,{while_}; " \
+               "run it from the top to see why"
+    if raised in _UNDEFINED:
+        return f"something this check needs is not defined in your notebook{while_}: " \
+               "check the names the homework asks for and run the notebook from the top"
+    if raised in _UNFIT:
+        return f"your code did not accept the inputs this check gives it{while_} (their " \
+               "shapes or types): try it on inputs of other sizes"
+    return f"your code stopped with an error{while_}; run the notebook from the top to see it"
+
+
+def unfinished() -> str:
+    """A rubric check that raised in the grader's own code (on what the notebook returned, or
+    a rubric's bug): said so, never in the exception's text."""
+    return "the grader could not finish this check on what your notebook returned (this is " \
+           "not a verdict on your work): the course staff will look at it"

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from grader.judge import mistakes
 from grader.results import HIDDEN_EVIDENCE, Item
 from grader.sandbox import ProbeError
 
@@ -65,6 +66,7 @@ class Credit:
 class _Plugin:
     def __init__(self, context: Context, hidden: set[Path]) -> None:
         self.context = context
+        self.student = Asked(context.student) if context.student is not None else None
         self.hidden = hidden
         self.items: dict[str, Item] = {}
         self.credits: dict[str, Credit] = {}
@@ -100,8 +102,8 @@ class _Plugin:
                                              feedback, hidden, status, title)
         else:
             status = "failed" if report.when == "call" else "error"
-            self.items[report.nodeid] = Item(name, 0.0, points, _message(report), hidden,
-                                             status, title)
+            words = getattr(report, "words", "") or _message(report)
+            self.items[report.nodeid] = Item(name, 0.0, points, words, hidden, status, title)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
@@ -120,6 +122,7 @@ class _Plugin:
         outcome = yield
         marker = item.get_closest_marker("points")
         report = outcome.get_result()
+        report.words = _words(call.excinfo, self.student)
         report.points = float(marker.args[0]) if marker and marker.args else 1.0
         report.hidden = Path(item.path).resolve() in self.hidden
         report.title = title(getattr(item, "obj", None))
@@ -135,10 +138,10 @@ def title(test: Any) -> str:
     return lines[0].strip() if lines else ""
 
 
-def _fixtures(context: Context) -> types.ModuleType:
+def _fixtures(context: Context, student: Asked | None) -> types.ModuleType:
     """A plugin module of session-scoped fixtures (one pytest session is one submission)."""
     module = types.ModuleType("torchgrade_rubric_fixtures")
-    values = {"student": context.student, "run": context.run, "assignment": context.assignment,
+    values = {"student": student, "run": context.run, "assignment": context.assignment,
               "mnist": context.mnist, "settings": context.settings,
               "evidence": context.evidence, "notebook": context.notebook,
               "reference": importlib.import_module("reference")}
@@ -147,6 +150,60 @@ def _fixtures(context: Context) -> types.ModuleType:
             return value
         setattr(module, name, pytest.fixture(scope="session", name=name)(fixture))
     return module
+
+
+class Asked:
+    """The sandbox session as rubric tests see it: every question passes through unchanged,
+    and the last one asked is remembered, so that a question the notebook could not answer
+    is reported in words ("while the grader was calling `gradients`")."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.last = ""
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._session == other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._session)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._session, name)
+        if name.startswith("_") or not callable(found):
+            return found
+
+        def asked(*args: Any, **kwargs: Any) -> Any:
+            target = next((a for a in args if isinstance(a, str)), "")
+            self.last = f"{ASKING.get(name, 'asking')} `{target}`" if target else \
+                ASKING.get(name, "asking about the notebook")
+            return found(*args, **kwargs)
+
+        return asked
+
+
+#: A question's method, as the words that say what the grader was doing.
+ASKING = {"call": "calling", "value": "reading", "forward": "running the model",
+          "load_and_forward": "loading and running", "modules": "looking for the models",
+          "read_file": "reading the file", "files": "listing the files",
+          "environment": "asking for the torch version"}
+
+
+def _words(excinfo: Any, student: Asked | None) -> str:
+    """A check that ended in an exception other than its own verdict (an assertion or
+    pytest.fail), said in words: never the exception's text."""
+    if excinfo is None or excinfo.errisinstance((AssertionError, pytest.fail.Exception,
+                                                 pytest.skip.Exception)):
+        return ""
+    error = excinfo.value
+    if isinstance(error, ProbeError):
+        if error.kind not in ("raised", "malformed"):
+            return ""  # the grader's own words: a time limit, an ended run, a judge's reason
+        raised = str(error).split(":", 1)[0] if error.kind == "raised" else ""
+        asked = student.last if student is not None else ""
+        return mistakes.unanswered(asked, error.kind, raised)
+    return mistakes.unfinished()
 
 
 def _message(report: Any) -> str:
@@ -175,5 +232,5 @@ def run_rubric(public: list[Path], hidden: list[Path], context: Context) -> list
                 "no:terminal", "-p", "no:warnings", "-p", "no:unraisableexception", "-p",
                 "no:threadexception", "--import-mode=importlib",
                 "-o", "python_files=*.py", *map(str, files)]
-        pytest.main(args, plugins=[plugin, _fixtures(context)])
+        pytest.main(args, plugins=[plugin, _fixtures(context, plugin.student)])
     return list(plugin.items.values())

@@ -350,7 +350,8 @@ class Session(ProbeClient):
         if not cfg.sandboxed:
             self.record.notes.insert(0, "not sandboxed: resource limits only")
         if cfg.cpu_fallback and not cfg.gpus and ".cuda(" in (self.record.notebook or ""):
-            self.record.notes.append("CPU fallback: .cuda() calls ran on the CPU")
+            self.record.notes.append(f"the grader has no GPU: .cuda() calls ran on the CPU "
+                                     f"(the run took {self.record.wall_seconds:.0f} s)")
         return self.record
 
     def _record(self, message: dict[str, Any], base: dict[str, Any]) -> RunRecord:

@@ -40,17 +40,21 @@ def curve(assignment):
 
 
 @pytest.mark.points(10)
-def test_test_accuracy(scores, curve, credit):
-    """The model classifies the test digits accurately
+def test_accuracy_on_digits_it_never_saw(scores, curve, credit):
+    """The model classifies digits it never saw accurately
 
-    Points grow from none at the [accuracy] baseline to all at its target, measured by the
-    grader from the logits the model returns."""
+    Points grow from none at the [accuracy] baseline to all at its target, scored on the
+    lower of the private hold-out accuracy (images never in the sandbox) and the test
+    accuracy, both measured by the grader from the logits the model returns: a model that
+    learned the public test set earns nothing for it."""
     _, test, holdout = scores
-    earned = curve.earned(test)
-    assert earned > 0, f"test accuracy {test:.4f} measured by the grader: no better than the " \
-        f"slide's baseline {curve.baseline:.2f}"
-    credit(earned, f"test accuracy {test:.4f}, private hold-out {holdout:.4f} (measured by the "
-           f"grader; full points at {curve.target:.3f})")
+    scored = min(test, holdout)
+    earned = curve.earned(scored)
+    assert earned > 0, f"accuracy {holdout:.4f} on the private hold-out and {test:.4f} on the " \
+        f"test set, measured by the grader: no better than the slide's baseline " \
+        f"{curve.baseline:.2f}"
+    credit(earned, f"private hold-out {holdout:.4f}, test {test:.4f} (measured by the grader; "
+           f"scored on {scored:.4f}; full points at {curve.target:.3f})")
 
 
 @pytest.mark.points(2)
