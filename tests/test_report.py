@@ -181,3 +181,21 @@ def test_release_after_due_shows_hidden_items_once_every_due_date_passed(tmp_pat
             assert ("never saw" in page.read_text()) is shown, due
     finally:
         book.close()
+
+
+def test_the_class_page_flags_a_model_loaded_from_weights_handed_in(tmp_path: Path):
+    from grader.gradebook import result_key
+    from grader.results import Item, Result, RunRecord
+
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    book.store("W6", result_key("zoe", "W6_MNIST_FC.ipynb", "h", "1", "d"),
+               Result("zoe", "W6_MNIST_FC.ipynb", "h", RunRecord("completed"),
+                      [Item("test_runs", 2, 2, "", False, "passed")],
+                      evidence={"loaded_weights": ["best.pt"]}))
+    try:
+        publish(book, tmp_path / "site")
+    finally:
+        book.close()
+    page = (tmp_path / "site" / "ta" / "W6.html").read_text()
+    assert "the model&#39;s weights were loaded from best.pt" in page or \
+        "the model's weights were loaded from best.pt" in page

@@ -11,6 +11,8 @@ holds them, worth the notebook's `files_points` (0, shown but not counted, when 
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -103,5 +105,31 @@ def _grade(submission: intake.Submission, assignment: Assignment, config: Sandbo
                 environment = session.environment()
             except ProbeError:
                 environment = {}
+        loaded = loaded_weights(submission, run.notebook)
+        if loaded:
+            context.evidence["loaded_weights"] = loaded
         return Result(submission.student, name, submission.content_hash, run, items,
                       environment, context.evidence)
+
+
+#: Files that hold a model's weights, when handed in beside the notebook.
+WEIGHT_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".safetensors", ".npz", ".h5")
+_LOADS = re.compile(r"torch\.load|load_state_dict|pickle\.load|joblib\.load|np\.load|"
+                    r"safetensors|from_pretrained")
+
+
+def loaded_weights(submission: intake.Submission, notebook_text: str | None) -> list[str]:
+    """The weight files handed in with the notebook that one of its code cells loads: such a
+    model was not trained in the run, so its accuracy on the private hold-out says nothing
+    of what the notebook did (the class page flags it)."""
+    names = [f.name for f in submission.files if f.name.lower().endswith(WEIGHT_SUFFIXES)]
+    if not names or not notebook_text:
+        return []
+    try:
+        cells = json.loads(notebook_text).get("cells", [])
+    except (ValueError, AttributeError):
+        return []
+    sources = ["".join(c.get("source", "")) if isinstance(c.get("source"), list)
+               else str(c.get("source", "")) for c in cells
+               if isinstance(c, dict) and c.get("cell_type") == "code"]
+    return sorted({n for n in names for src in sources if _LOADS.search(src) and n in src})

@@ -200,6 +200,12 @@ def _flags(view: ClassView) -> list[dict[str, str]]:
             if result.outcome in PROBLEM_OUTCOMES:
                 flags.append({"student": s.name, "link": s.link, "kind": str(result.outcome),
                               "what": f"{result.notebook}: {result.reason or result.outcome}"})
+            loaded = (result.evidence or {}).get("loaded_weights")
+            if isinstance(loaded, list) and loaded:
+                flags.append({"student": s.name, "link": s.link, "kind": "loaded",
+                              "what": f"{result.notebook}: the model's weights were loaded "
+                                      f"from {', '.join(map(str, loaded))}, handed in with "
+                                      "it, not trained in the run"})
             accuracy = (result.evidence or {}).get("accuracy") or {}
             gap = _gap(accuracy)
             if gap is not None and gap > view.max_gap:
