@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: install system data demo test lint bench clean
 
-# The environment is rebuilt when pyproject.toml changes; torch comes from the pinned release.
-$(VENV)/.installed: pyproject.toml
+# The environment is rebuilt when pyproject.toml or constraints.txt changes; torch and
+# torchvision come from the versions constraints.txt pins (the package asks only for ranges).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cluster]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,cluster]'
 	touch $@
 
 install: $(VENV)/.installed system
