@@ -264,6 +264,9 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
             click.echo(_row(submission.student, submission.notebook.name, "unchanged"))
         else:
             todo.append((key, submission))
+    graded = len(todo)
+    if todo and assignment.gpu:
+        todo += _solutions(assignment, digest)
     store = _storer(book, assignment.name, dict(todo))
     try:
         grade_all(todo, assignment, config, layout, store)
@@ -273,8 +276,26 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         sys.exit(stop.exit_code)
     written = _leave_for_the_ta(book, out, assignments_dir)
     book.close()
-    click.echo(f"{len(todo)} graded, {len(found) - len(todo)} unchanged, {len(rejected)} "
+    click.echo(f"{graded} graded, {len(found) - graded} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}{written}")
+
+
+#: The solution's run, timed beside a batch of a homework that trains on a GPU.
+BASELINE, SOLUTION = "baseline:", "(solution)"
+
+
+def _solutions(assignment: assignments.Assignment, digest: str
+               ) -> list[tuple[str, Submission]]:
+    """The solution of each notebook, graded beside the batch on the same machines and
+    devices, so every training time can be read as a multiple of the solution's (a limit
+    means the same on a laptop CPU and on a GPU)."""
+    jobs = []
+    for nb in assignment.notebooks:
+        if nb.solution.is_file():
+            solution = Submission(SOLUTION, nb, nb.solution, (),
+                                  intake.files.content_hash(nb.solution, []))
+            jobs.append((f"{BASELINE}{assignment.name}:{nb.name}:{digest}", solution))
+    return jobs
 
 
 def _only(names: str, found: list[Submission], rejected: list[intake.Rejected]
@@ -363,6 +384,12 @@ def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
     gradebook that takes nothing at all stops it."""
 
     def store(key: str, result: Result) -> None:
+        if key.startswith(BASELINE):
+            book.store(hw, key, clean_result(result), baseline=True)
+            click.echo(_row(SOLUTION, result.notebook, "timed", f"{result.run.wall_seconds:.0f} s"
+                            " (the solution, run beside the batch: training times are shown "
+                            "as multiples of its)"))
+            return
         try:
             result = clean_result(result)
             book.store(hw, key, result)

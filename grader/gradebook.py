@@ -110,6 +110,13 @@ CREATE TABLE IF NOT EXISTS handins (
     seen_at  REAL NOT NULL,
     PRIMARY KEY (hw, student, notebook)
 );
+CREATE TABLE IF NOT EXISTS baselines (
+    hw       TEXT NOT NULL,
+    student  TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    key      TEXT NOT NULL REFERENCES results(key),
+    PRIMARY KEY (hw, notebook)
+);
 CREATE TABLE IF NOT EXISTS latest (
     hw       TEXT NOT NULL,
     student  TEXT NOT NULL,
@@ -499,9 +506,10 @@ class Gradebook:
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
                        (hw, _text(student, NAME_CHARS), _text(notebook, NAME_CHARS), key))
 
-    def store(self, hw: str, key: str, result: Result) -> None:
+    def store(self, hw: str, key: str, result: Result, *, baseline: bool = False) -> None:
         """Write one result and its items atomically (replacing an earlier one with this key),
-        every value checked first (clean_result)."""
+        every value checked first (clean_result). A `baseline` (the solution, run beside a
+        batch to time it) is kept apart: never a student's current result."""
         result = clean_result(result)
         run = result.run
         record, device = run_record(result), device_of(result)
@@ -519,8 +527,16 @@ class Gradebook:
                 (key, name, zlib.compress(body.encode())) for name, body in (
                     ("evidence", evidence_json(result.evidence)),
                     ("notebook", run.notebook or "")) if body])
-            db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?)",
+            current = "baselines" if baseline else "latest"
+            db.execute(f"INSERT OR REPLACE INTO {current} VALUES (?, ?, ?, ?)",
                        (hw, result.student, result.notebook, key))
+
+    def baseline(self, hw: str, notebook: str) -> StoredResult | None:
+        """The solution's latest timed run for this notebook, or None."""
+        row = self.db.execute(f"SELECT {RESULT_COLUMNS}, NULL FROM baselines l JOIN results r "
+                              "ON r.key = l.key WHERE l.hw = ? AND l.notebook = ?",
+                              (hw, notebook)).fetchone()
+        return self._stored(row, {}) if row else None
 
     def attachment(self, key: str, name: str) -> str | None:
         """A stored text of one result: "notebook" (the executed notebook) or "evidence"."""

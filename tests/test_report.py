@@ -199,3 +199,38 @@ def test_the_class_page_flags_a_model_loaded_from_weights_handed_in(tmp_path: Pa
     page = (tmp_path / "site" / "ta" / "W6.html").read_text()
     assert "the model&#39;s weights were loaded from best.pt" in page or \
         "the model's weights were loaded from best.pt" in page
+
+
+def test_training_time_is_shown_as_a_multiple_of_the_solutions(tmp_path: Path):
+    import json as _json
+
+    from grader.gradebook import result_key
+    from grader.results import CellRecord, Item, Result, RunRecord
+
+    text = _json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "a", "metadata": {}, "outputs": [], "execution_count": 1,
+         "source": "import torch"},
+        {"cell_type": "code", "id": "b", "metadata": {}, "outputs": [], "execution_count": 2,
+         "source": "for epoch in range(3):\n    loss.backward()"}]})
+
+    def run(train: float) -> RunRecord:
+        return RunRecord("completed", cells=[CellRecord(0, 1.0, None, False, None),
+                                             CellRecord(1, train, None, False, None)],
+                         notebook=text)
+
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    for student, train in (("zoe", 12.0), ("yan", 3.0)):
+        book.store("W6", result_key(student, "W6_MNIST_FC.ipynb", "h", "1", "d"),
+                   Result(student, "W6_MNIST_FC.ipynb", "h", run(train),
+                          [Item("test_runs", 2, 2, "", False, "passed")]))
+    book.store("W6", "baseline:W6", Result("(solution)", "W6_MNIST_FC.ipynb", "s", run(4.0)),
+               baseline=True)
+    try:
+        publish(book, tmp_path / "site")
+        assert [r.student for r in book.results()] == ["yan", "zoe"]  # the solution is none
+    finally:
+        book.close()
+    zoe = next(text for text in (p.read_text() for p in (tmp_path / "site" / "s").glob(
+        "*.html")) if "zoe" in text)
+    assert "3.0× the solution&#39;s" in zoe or "3.0× the solution's" in zoe
+    assert 'id="training"' in (tmp_path / "site" / "ta" / "W6.html").read_text()

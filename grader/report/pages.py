@@ -66,6 +66,7 @@ class NotebookSection:
     tracebacks: list[dict[str, Any]]
     evidence: dict[str, Any]
     notebook_html: str
+    training: dict[str, Any] | None = None  # seconds, times the solution's, baseline, device
 
     @property
     def device(self) -> str:
@@ -119,14 +120,49 @@ def _target_latex(target: str) -> str:
                   target)
 
 
-def notebook_section(result: StoredResult, notebook_text: str | None) -> NotebookSection:
-    """One stored result, with its stored executed notebook, ready to draw."""
+def notebook_section(result: StoredResult, notebook_text: str | None,
+                     baseline: Timing | None = None) -> NotebookSection:
+    """One stored result, with its stored executed notebook, ready to draw; with the
+    solution's training time (`baseline`), its own as a multiple of it."""
     record = result.record if isinstance(result.record, dict) else {}
     nb = nbview.parse(notebook_text)
+    cells = nbview.timings(nb, record.get("cells") or [])
     return NotebookSection(
-        result=result, record=record, cells=nbview.timings(nb, record.get("cells") or []),
+        result=result, record=record, cells=cells,
         tracebacks=nbview.tracebacks(nb), evidence=_evidence_view(result.evidence or {}),
-        notebook_html=nbview.render(nb))
+        notebook_html=nbview.render(nb), training=_training(cells, baseline))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The training cells' time of a run: seconds (GPU work waited for) and where."""
+
+    seconds: float
+    device: str
+
+
+def training_time(result: StoredResult, notebook_text: str | None) -> Timing | None:
+    """The seconds a run spent in cells that train (a backward pass, an optimiser step, an
+    epoch loop), or None when none trained."""
+    record = result.record if isinstance(result.record, dict) else {}
+    cells = nbview.timings(nbview.parse(notebook_text), record.get("cells") or [])
+    return _timing(cells, result.device or "cpu")
+
+
+def _timing(cells: list[dict[str, Any]], device: str) -> Timing | None:
+    seconds = [float(c.get("synced_seconds") or c.get("seconds") or 0) for c in cells
+               if c.get("training")]
+    return Timing(round(sum(seconds), 3), device) if seconds else None
+
+
+def _training(cells: list[dict[str, Any]], baseline: Timing | None) -> dict[str, Any] | None:
+    own = _timing(cells, "")
+    if own is None:
+        return None
+    times = own.seconds / baseline.seconds if baseline and baseline.seconds > 0 else None
+    return {"seconds": own.seconds, "times": times,
+            "baseline": baseline.seconds if baseline else None,
+            "device": baseline.device if baseline else ""}
 
 
 def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookSection]) -> str:
@@ -174,6 +210,7 @@ class ClassView:
     more_pairs: int = 0  # pairs above the threshold beyond those listed
     pair_link: Callable[[int], str] = lambda k: f"pair-{k}.html"
     max_gap: float = 0.02
+    training: list[float] = field(default_factory=list)  # multiples of the solution's time
 
 
 def _item_rates(results: list[StoredResult]) -> list[dict[str, Any]]:
@@ -254,7 +291,11 @@ def class_page(view: ClassView) -> str:
         if runtimes else "",
         median_total=statistics.median(totals) if totals else None, top=top,
         median_runtime=statistics.median(runtimes) if runtimes else None,
-        rates=_item_rates(results), leaderboard=_leaderboard(view), flags=_flags(view))
+        rates=_item_rates(results), leaderboard=_leaderboard(view), flags=_flags(view),
+        training_chart=charts.histogram(view.training, 0, max(view.training),
+                                        "training time as a multiple of the solution's",
+                                        unit="×") if view.training else "",
+        median_training=statistics.median(view.training) if view.training else None)
 
 
 def pair_page(hw: str, pair: Any, back: str) -> str:

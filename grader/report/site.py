@@ -65,10 +65,14 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
         shown = _names(students, anonymise)
         view = pages.ClassView(hw=name, title=title, students=[], max_gap=_max_gap(found))
         notebooks = {r.key: book.attachment(r.key, "notebook") for r in hw_results}
+        baselines = _baselines(book, name, {r.notebook for r in hw_results})
         for student, own in students.items():
             token = book.token(name, student)
             sections = [pages.notebook_section(r if released else r.without_hidden(),
-                                               notebooks[r.key]) for r in own]
+                                               notebooks[r.key], baselines.get(r.notebook))
+                        for r in own]
+            view.training += [s.training["times"] for s in sections
+                              if s.training and s.training["times"] is not None]
             own_name = _named(student, own)
             _write(out / STUDENT_DIR / f"{token}.html",
                    pages.student_page(own_name, name, title, sections))
@@ -116,6 +120,18 @@ def _names(students: dict[str, list[StoredResult]], anonymise: bool) -> dict[str
     if not anonymise:
         return {s: _named(s, own) for s, own in students.items()}
     return {s: f"student {k + 1:03d}" for k, s in enumerate(students)}
+
+
+def _baselines(book: Gradebook, hw: str, notebooks: set[str]) -> dict[str, pages.Timing]:
+    """The solution's training time per notebook, where a batch timed it."""
+    found = {}
+    for name in notebooks:
+        solution = book.baseline(hw, name)
+        timing = solution and pages.training_time(solution, book.attachment(solution.key,
+                                                                             "notebook"))
+        if timing:
+            found[name] = timing
+    return found
 
 
 def _named(student: str, own: list[StoredResult]) -> str:
