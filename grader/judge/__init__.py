@@ -27,6 +27,11 @@ Models (W6)
     find_model, predictions, fraction_correct, accuracy, confusion, misclassified,
     verify_layers, architecture_notes, LAYER_KINDS (the layer kinds `verify_layers` checks,
     in words)
+Regression models and saved models (W4, W5)
+    regression_fit        the trained model mapping one input to one output, whatever its
+                          names, judged on fresh points of the slide's curve
+    saved_files           the files a notebook saved, found by what they hold
+    judge_saving          whether its saved state_dict and whole net restore its trained net
 
 The names are loaded on first use, so that importing the grader does not import torch.
 """
@@ -62,9 +67,11 @@ if TYPE_CHECKING:
         fraction_correct,
         misclassified,
         predictions,
+        regression_fit,
         verify_layers,
     )
     from grader.judge.models import find as find_model
+    from grader.judge.saved import judge_saving, saved_files
 
 __all__ = [
     # gradients (W4, W5)
@@ -77,6 +84,8 @@ __all__ = [
     # models (W6)
     "find_model", "predictions", "fraction_correct", "accuracy", "confusion", "misclassified",
     "verify_layers", "architecture_notes", "LAYER_KINDS",
+    # regression models and saved models (W4, W5)
+    "regression_fit", "saved_files", "judge_saving",
 ]
 
 # Where each public name lives: (module under grader.judge, its name there).
@@ -110,6 +119,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "verify_layers": ("models", "verify_layers"),
     "architecture_notes": ("models", "architecture_notes"),
     "LAYER_KINDS": ("models", "KINDS"),
+    "regression_fit": ("models", "regression_fit"),
+    "saved_files": ("saved", "saved_files"),
+    "judge_saving": ("saved", "judge_saving"),
 }
 
 

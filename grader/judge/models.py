@@ -12,16 +12,25 @@ Its layers are judged the same way (`verify_layers`): a class name is only a cla
 records what each claimed convolution, batch norm and dropout layer received and returned on
 the judge's batch, with its weights and settings, and the judge recomputes each layer here with
 torch.nn.functional; only a layer that does what its name says counts.
+
+The W4 and W5 regression nets are found the same way, whatever the notebook called them
+(`regression_fit`): real notebooks keep the course tutorial's `net` of `class Net` with
+hidden/predict, an `nn.Sequential`, or `w1, b1, w2, b2`, not the template's names. Every
+candidate is judged on points drawn here, and the weights' sigmoid net is computed here.
 """
 
 from __future__ import annotations
 
+import ast
 import math
+import re
+import textwrap
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import nbformat
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -471,3 +480,226 @@ def architecture_notes(found: Found) -> dict[str, str]:
         else:
             notes[kind] = f"{what}: missing"
     return notes
+
+
+# ------------------------------------------------------------------ a regression model (W4, W5)
+
+#: The contract names that are called with x alone and return the fit (W5's `predict`).
+PREDICTORS = ("predict",)
+#: The trained weights of the course's two-layer net, as the templates name them.
+WEIGHTS = ("W1", "b1", "W2", "b2")
+FIT_POINTS = 20_000
+MAX_CANDIDATES = 8     # models of one notebook judged at most (each is a question)
+SHOWN_POINTS = 300     # points of the fit drawn in the report
+_WEIGHT_NAME = re.compile(r"^(?:(w|weights?)|(b|bias(?:es)?))_?([12])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """How well the notebook's trained model fits points the judge drew: `judged` says which
+    model in words ("" when none could be judged, and then `feedback` says what was looked
+    for); `x`, `y` and `prediction` are the points, the truth and the model's answers."""
+    judged: str = ""
+    mse: float = math.inf
+    x: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    y: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    prediction: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float64))
+    feedback: str = ""
+
+    def evidence(self, noise_floor: float) -> dict[str, Any]:
+        """`evidence["fit"]` for the report: a few hundred of the points, sorted, with the
+        model's curve through them."""
+        x, y = self.x[:SHOWN_POINTS, 0], self.y[:SHOWN_POINTS, 0]
+        shown = np.argsort(x)
+        return {"x": x[shown], "y": y[shown],
+                "prediction": self.prediction.reshape(-1)[:SHOWN_POINTS][shown],
+                "mse": self.mse, "noise_floor": noise_floor}
+
+
+def regression_fit(student: Any, run: Any, rng: np.random.Generator | None = None,
+                   contract: tuple[str, ...] | list[str] = (),
+                   points: int = FIT_POINTS) -> Fit:
+    """The notebook's trained model mapping one input to one output, whatever its names,
+    judged on fresh points of the slide's curve (y = x² + 0.2·U(0, 1), x in [-1, 1]) drawn
+    here: the contract's `predict`, every nn.Module of the notebook that maps (k, 1) to
+    (k, 1), and the two-layer net's weights (W1, b1, W2, b2, or the names the notebook's code
+    gave them: w1, weight_1, ...), whose sigmoid net is computed here, not by the notebook.
+    The best fit is the one judged; the notebook only answers questions. Never raises for
+    what the notebook did: a Fit without `judged` says in words what was looked for."""
+    rng = rng if rng is not None else np.random.default_rng()
+    x = rng.uniform(-1, 1, (points, 1)).astype(np.float32)
+    y = (x**2 + 0.2 * rng.uniform(0, 1, x.shape)).astype(np.float32)
+    tried: list[str] = []
+    fits = [*_function_fits(student, contract, x, y, tried),
+            *_module_fits(student, contract, x, y, tried),
+            *_weight_fits(student, run, rng, x, y, tried)]
+    if fits:  # the best, and of equally good ones (the same model) the first found
+        best = min(f.mse for f in fits)
+        return next(f for f in fits if f.mse <= best * (1 + 1e-4) + 1e-12)
+    looked = [f"`{n}`" for n in contract if n in PREDICTORS]
+    looked += ["any nn.Module in the notebook", f"for {', '.join(WEIGHTS)}"]
+    also = f" ({'; '.join(tried)})" if tried else ""
+    return Fit(feedback="no trained model mapping one input to one output was found: looked "
+                        f"for {', '.join(looked[:-1])} and {looked[-1]}{also}")
+
+
+def _scored(judged: str, x: np.ndarray, y: np.ndarray, prediction: Any,
+            tried: list[str]) -> list[Fit]:
+    """A Fit of `prediction` against `y`, or none (and the reason in `tried`) when the
+    answer is not one finite number per point."""
+    answer = np.asarray(prediction)
+    if answer.dtype.kind not in "biuf" or answer.size != y.size:
+        tried.append(f"{judged} returned shape {list(answer.shape)} for {len(x)} points")
+        return []
+    answer = answer.astype(np.float64).reshape(y.shape)
+    if not np.isfinite(answer).all():
+        tried.append(f"{judged} returned numbers that are not finite")
+        return []
+    mse = float(np.mean((answer - y.astype(np.float64)) ** 2))
+    return [Fit(judged, mse, x, y, answer)]
+
+
+def _function_fits(student: Any, contract: tuple[str, ...] | list[str], x: np.ndarray,
+                   y: np.ndarray, tried: list[str]) -> list[Fit]:
+    fits = []
+    for name in [n for n in contract if n in PREDICTORS]:
+        try:
+            answer = student.call(name, x)
+        except ProbeError:  # not there, or not callable on x: the others are tried
+            tried.append(f"`{name}` could not be called on the grader's points")
+            continue
+        if len(answer) != 1:
+            tried.append(f"`{name}` returned {len(answer)} values, not one prediction per "
+                         "point")
+            continue
+        fits += _scored(f"`{name}`", x, y, answer[0], tried)
+    return fits
+
+
+def _module_fits(student: Any, contract: tuple[str, ...] | list[str], x: np.ndarray,
+                 y: np.ndarray, tried: list[str]) -> list[Fit]:
+    fits = []
+    for name in regressors(student, contract)[:MAX_CANDIDATES]:
+        try:
+            answer = student.forward(name, x)
+        except ProbeError:
+            tried.append(f"the nn.Module `{name}` could not be run on {len(x)} points")
+            continue
+        fits += _scored(f"the nn.Module `{name}`", x, y, answer, tried)
+    return fits
+
+
+def regressors(student: Any, first: tuple[str, ...] | list[str] = (), batch: int = 2) -> list[
+        str]:
+    """The names of the notebook's nn.Modules that map a (k, 1) batch to (k, 1): those named
+    in `first` in that order, then the others as the notebook defined them. [] when the
+    modules cannot be listed."""
+    try:
+        modules = student.modules((batch, 1))
+    except ProbeError:
+        return []
+    found = [m["name"] for m in modules
+             if m.get("output_shape") == [batch, 1] and isinstance(m.get("name"), str)]
+    return [n for n in first if n in found] + [n for n in found if n not in first]
+
+
+def _weight_fits(student: Any, run: Any, rng: np.random.Generator, x: np.ndarray,
+                 y: np.ndarray, tried: list[str]) -> list[Fit]:
+    fits = []
+    for names in weight_names(run):
+        weights = []
+        for name in names:
+            try:
+                weights.append(np.asarray(student.value(name), dtype=np.float64))
+            except (ProbeError, ValueError, TypeError):
+                break
+        if len(weights) < len(names):
+            continue  # not all four are there: nothing to judge under these names
+        shown = ", ".join(names)
+        net = two_layer(*weights)
+        if isinstance(net, str):
+            tried.append(f"{shown} {net}")
+            continue
+        w1, b1, w2, b2 = net
+        at, truth = x.astype(np.float64), y
+        rows = max(b1.shape[0], b2.shape[0])
+        if rows > 1:  # one bias row per training point: judged at those points
+            at = np.linspace(-1, 1, rows).reshape(-1, 1)
+            truth = (at**2 + 0.2 * rng.uniform(0, 1, at.shape)).astype(np.float32)
+            shown += f" (one bias row per point: judged at the slide's {len(at)} points)"
+        with np.errstate(over="ignore", invalid="ignore"):
+            answer = 1 / (1 + np.exp(-(at @ w1 + b1))) @ w2 + b2
+        fits += _scored(shown, at.astype(np.float32), truth, answer, tried)
+    return fits
+
+
+def two_layer(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray,
+              b2: np.ndarray) -> tuple[np.ndarray, ...] | str:
+    """The weights of a one input → H → one output net as `x @ W1 + b1` and `h @ W2 + b2`
+    take them (W1 1 x H, b1 1 x H or one row per point, W2 H x 1, b2 1 x 1 or one row per
+    point), whichever way the notebook wrote them (W1 as H x 1, vectors, scalars); or why
+    they are not such a net, in words."""
+    shapes = ", ".join(str(list(w.shape)) for w in (W1, b1, W2, b2))
+    wrong = f"do not fit together as one input → hidden → one output (shapes {shapes})"
+    if W1.ndim not in (1, 2) or W2.ndim not in (1, 2) or b1.ndim > 2 or b2.ndim > 2:
+        return wrong
+    hidden = W1.size
+    w1 = W1.reshape(1, hidden) if 1 in W1.shape or W1.ndim == 1 else None
+    w2 = W2.reshape(hidden, 1) if W2.size == hidden and (1 in W2.shape or W2.ndim == 1) \
+        else None
+    if w1 is None or w2 is None:
+        return wrong
+    if b1.size == hidden:
+        bias1 = b1.reshape(1, hidden)
+    elif b1.ndim == 2 and b1.shape[1] == hidden:
+        bias1 = b1
+    else:
+        return wrong
+    if b2.size != 1 and (b2.ndim == 2 and b2.shape[1] != 1
+                         or bias1.shape[0] not in (1, b2.size)):
+        return wrong
+    return w1, bias1, w2, b2.reshape(-1, 1)
+
+
+def weight_names(run: Any) -> list[tuple[str, str, str, str]]:
+    """The names the notebook may keep its trained weights under: the template's W1, b1, W2,
+    b2 first, then, read from its code (never run), the names it assigned that look like
+    them (w1, B_1, weight1, bias2, ...), the first of each not already tried."""
+    groups = [WEIGHTS]
+    slots: dict[str, list[str]] = {w: [] for w in WEIGHTS}
+    for tree in code_trees(run):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                match = _WEIGHT_NAME.match(node.id)
+                if match:
+                    slot = f"{'W' if match.group(1) else 'b'}{match.group(3)}"
+                    if node.id not in slots[slot]:
+                        slots[slot].append(node.id)
+    other = tuple(next((n for n in slots[w] if n != w), w) for w in WEIGHTS)
+    if other != WEIGHTS:
+        groups.append(other)  # type: ignore[arg-type]
+    return groups  # type: ignore[return-value]
+
+
+def code_trees(run: Any) -> list[ast.Module]:
+    """The syntax trees of the run's code cells, read as text and never run (IPython's `%`
+    and `!` lines left out, a cell indented as a whole dedented); a cell that does not parse
+    is left out."""
+    text = getattr(run, "notebook", None)
+    if not isinstance(text, str):
+        return []
+    try:
+        cells = nbformat.reads(text, as_version=4).cells
+    except Exception:  # noqa: BLE001  a notebook nbformat cannot read has no code to read
+        return []
+    trees = []
+    for cell in cells:
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
+            continue
+        lines = [line for line in cell.source.splitlines()
+                 if not line.lstrip().startswith(("%", "!"))]
+        try:
+            trees.append(ast.parse(textwrap.dedent("\n".join(lines))))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    return trees
