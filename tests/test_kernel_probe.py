@@ -73,3 +73,53 @@ def test_an_answer_is_left_as_json_for_the_agent(tmp_path):
 def test_a_question_the_kernel_does_not_know_raises():
     with pytest.raises(ValueError, match="unknown probe"):
         kernel_probe.probe({"op": "shell"}, "/nonexistent", {})
+
+
+def evaluated(tmp_path, expression: str, arrays: dict[str, np.ndarray], torch: bool = True,
+              scope: dict | None = None) -> np.ndarray:
+    inputs = []
+    for i, array in enumerate(arrays.values()):
+        inputs.append(str(tmp_path / f"in-{i}.npy"))
+        np.save(inputs[-1], array)
+    request = {"op": "evaluate", "expression": expression, "names": list(arrays),
+               "torch": torch, "inputs": inputs}
+    answer = kernel_probe.probe(request, str(tmp_path), scope or {})
+    return np.load(answer["outputs"][0], allow_pickle=False)
+
+
+def test_an_expression_is_evaluated_on_the_judges_arrays_alone(tmp_path):
+    """The notebook's namespace is never consulted: its `hs` cannot answer for the judge's."""
+    X = np.arange(4.0).reshape(2, 2)
+    assert evaluated(tmp_path, "X.T @ X", {"X": X}, torch=False).tolist() == (X.T @ X).tolist()
+    with pytest.raises(NameError, match="hs"):
+        evaluated(tmp_path, "hs * X", {"X": X}, scope={"hs": 1.0})
+    with pytest.raises(NameError, match="open"):
+        evaluated(tmp_path, "open('/etc/passwd')", {"X": X})
+    assert evaluated(tmp_path, "numpy.exp(0 * X).sum() + len(X)", {"X": X},
+                     torch=False).item() == 6.0
+
+
+def test_under_torch_the_arrays_are_float64_tensors_and_new_ones_too(tmp_path):
+    import torch
+
+    before = torch.get_default_dtype()
+    X = np.ones((3, 1))
+    found = evaluated(tmp_path, "torch.ones(1, 3).mm(X.mul(2)).t()", {"X": X})
+    assert found.dtype == np.float64 and found.tolist() == [[6.0]]
+    assert torch.get_default_dtype() == before
+    with pytest.raises(RuntimeError):
+        evaluated(tmp_path, "torch.ones(2, 2).mm(X)", {"X": X})
+    assert torch.get_default_dtype() == before
+
+
+def test_an_expression_too_long_or_names_not_plain_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="too long"):
+        evaluated(tmp_path, "1" * (kernel_probe.MAX_EXPRESSION_CHARS + 1), {})
+    with pytest.raises(ValueError, match="plain name"):
+        evaluated(tmp_path, "1", {"__builtins__": np.ones(1)})
+
+
+def test_the_kernels_limits_are_the_tables():
+    from grader.sandbox import protocol
+
+    assert kernel_probe.MAX_EXPRESSION_CHARS == protocol.MAX_EXPRESSION_CHARS

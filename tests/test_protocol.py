@@ -25,7 +25,7 @@ def test_each_question_method_defaults_to_its_operations_timeout():
     methods = {"call": protocol.CALL, "value": protocol.VALUE, "modules": protocol.MODULES,
                "forward": protocol.FORWARD, "load_and_forward": protocol.LOAD,
                "environment": protocol.ENV, "files": protocol.FILES,
-               "read_file": protocol.FILE}
+               "read_file": protocol.FILE, "evaluate": protocol.EVALUATE}
     for name, op in methods.items():
         default = inspect.signature(getattr(Session, name)).parameters["timeout"].default
         assert default == op.timeout, name
@@ -140,3 +140,46 @@ def test_every_question_is_described_for_a_ta():
     assert probes.describe({"op": "load", "file": "net.pkl"}) == "loading and running `net.pkl`"
     assert probes.describe({"op": "files"}) == "listing the files"
     assert all(op.described for op in protocol.OPERATIONS.values())
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+@pytest.mark.parametrize(("expression", "names", "arrays", "said"), [
+    ("X" * (protocol.MAX_EXPRESSION_CHARS + 1), ["X"], 1, "longer than"),
+    ("X.__class__", ["__class__"], 1, "not a plain identifier"),
+    ("_x", ["_x"], 1, "not a plain identifier"),
+    ("X + X", ["X", "X"], 2, "2 names for 2 arrays"),
+    ("X", ["X", "Y"], 1, "2 names for 1 arrays"),
+    ("X", [3], 1, "not a plain identifier"),
+    ("X", [f"A{i}" for i in range(protocol.MAX_BOUND_NAMES + 1)],
+     protocol.MAX_BOUND_NAMES + 1, "more than"),
+])
+def test_an_expression_out_of_bounds_is_refused_before_it_is_sent(expression, names, arrays,
+                                                                  said):
+    with pytest.raises(protocol.ProtocolError, match=said):
+        protocol.request("evaluate", [np.ones(1)] * arrays, expression=expression,
+                         names=names)
+
+
+def test_the_agent_refuses_what_the_grader_would_not_send():
+    """The agent checks a request by the same table (agent.Agent.answer calls
+    check_request), so a request built by hand is refused there too."""
+    message = {"op": "evaluate", "expression": "X", "names": ["X", "Y"],
+               "arrays": [protocol.pack_array(np.ones(1))]}
+    with pytest.raises(protocol.ProtocolError, match="2 names for 1 arrays"):
+        protocol.check_request(protocol.EVALUATE, message)
+
+
+def test_evaluate_sends_the_expression_names_and_arrays_and_takes_one_array():
+    def agent(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "outputs": [protocol.pack_array(np.full((2, 1), 3.0))]}
+
+    client = Wire(agent)
+    value = client.evaluate("X.T @ Y", {"X": np.ones((2, 1)), "Y": np.ones((2, 1))},
+                            torch=False, timeout=5)
+    assert value.tolist() == [[3.0], [3.0]]
+    sent = client.sent[0]
+    assert sent["op"] == "evaluate" and sent["expression"] == "X.T @ Y"
+    assert sent["names"] == ["X", "Y"] and len(sent["arrays"]) == 2 and sent["torch"] is False
+    assert probes.describe(sent) == "evaluating an expression read from the notebook"

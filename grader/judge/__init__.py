@@ -15,6 +15,11 @@ Gradients (W4, W5)
     first_wrong           the first wrong verdict on each gradient
     function_source       the code cell that defines a function, as text
     autograd_calls        the autograd attributes and keywords a source uses
+Gradients computed in code, without a `gradients` function (W4)
+    code_cells            the code cells of the run's notebook
+    find_code_gradients   the gradient each assignment or `.grad` comparison computes, read
+    check_code_gradients  those evaluated in the sandbox on fresh inputs and judged here
+    summarize_code_gradients  one line on the readings of those gradients
 Derivations written in markdown (W4)
     markdown_cells        the markdown cells of the run's notebook
     read_markdown         every expression found, with its Reading
@@ -42,6 +47,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from grader.judge.derived import check as check_code_gradients
+    from grader.judge.derived import code_cells
+    from grader.judge.derived import find as find_code_gradients
+    from grader.judge.derived import summarize_code as summarize_code_gradients
     from grader.judge.gradients import NAMES as GRADIENT_NAMES
     from grader.judge.gradients import autograd_calls, first_wrong, function_source, random_problem
     from grader.judge.gradients import check as check_gradients
@@ -77,6 +86,8 @@ __all__ = [
     # gradients (W4, W5)
     "GRADIENT_NAMES", "random_problem", "bias_convention", "judge_gradients", "judge_gradient",
     "check_gradients", "first_wrong", "function_source", "autograd_calls",
+    # gradients computed in code (W4)
+    "code_cells", "find_code_gradients", "check_code_gradients", "summarize_code_gradients",
     # derivations written in markdown (W4)
     "markdown_cells", "read_markdown", "best_readings", "judge_markdown", "derivation_evidence",
     # verdicts and their words
@@ -99,6 +110,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "first_wrong": ("gradients", "first_wrong"),
     "function_source": ("gradients", "function_source"),
     "autograd_calls": ("gradients", "autograd_calls"),
+    "code_cells": ("derived", "code_cells"),
+    "find_code_gradients": ("derived", "find"),
+    "check_code_gradients": ("derived", "check"),
+    "summarize_code_gradients": ("derived", "summarize_code"),
     "markdown_cells": ("latex", "markdown_cells"),
     "read_markdown": ("latex", "read_markdown"),
     "best_readings": ("latex", "best"),

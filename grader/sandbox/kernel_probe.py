@@ -393,6 +393,59 @@ def load_and_forward(request: dict[str, Any], folder: str,
     return {"outputs": save([forward(loaded, x, request.get("batch", 500))], folder)}
 
 
+# ------------------------------------------------------------------ an expression, for the judge
+
+#: The builtins an evaluated expression may name: numbers, sizes and sequences, and
+#: `__import__`, which numpy and torch call from C inside the expression's frame (`a.sum()`
+#: imports numpy's `_methods`). The sandbox is the boundary; this namespace keeps the
+#: notebook's own names (and a stale variable) out of the answer, and the judge refuses an
+#: expression that names anything else before it is sent.
+EXPRESSION_BUILTINS = ("abs", "bool", "float", "int", "len", "list", "max", "min", "pow",
+                       "range", "round", "slice", "sum", "tuple", "zip", "__import__")
+#: The same limits as protocol.EVALUATE's (this module cannot import protocol in the kernel).
+MAX_EXPRESSION_CHARS = 16_000
+
+
+def evaluate(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The value of one expression the judge read from the notebook (its intermediate names
+    already filled in), with the judge's arrays bound to `names`, in a namespace of its own:
+    numpy (`np`, `numpy`), `math`, torch when asked for, a few builtins and those arrays, never
+    the notebook's globals, so only the judge's inputs can make the answer. Under torch the
+    default dtype is float64 while it runs (the arrays are float64, and `torch.ones(n, 1)` in
+    the expression must match them), and put back after."""
+    import builtins
+    import math
+
+    expression = str(request["expression"])
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ValueError("expression too long")
+    names = [str(n) for n in request["names"]]
+    values = arguments(request)
+    if len(names) != len(values) or any(not n.isidentifier() or n.startswith("_")
+                                        for n in names):
+        raise ValueError("one plain name per array")
+    code = compile(expression, "<expression>", "eval")
+    namespace: dict[str, Any] = {
+        "__builtins__": {n: getattr(builtins, n) for n in EXPRESSION_BUILTINS},
+        "np": np, "numpy": np, "math": math}
+    uses_torch = bool(request.get("torch", True)) or "torch" in code.co_names
+    if not uses_torch:
+        namespace.update(zip(names, values, strict=True))
+        return {"outputs": save([eval(code, namespace)], folder)}
+    import torch
+
+    namespace["torch"] = torch
+    namespace.update(zip(names, values, strict=True))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad():
+            found = eval(code, namespace)  # the judge's question, inside the sandbox
+    finally:
+        torch.set_default_dtype(default)
+    return {"outputs": save([found], folder)}
+
+
 def env(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:
     return environment()
 
@@ -406,7 +459,8 @@ def freeze_leftovers(request: dict[str, Any], folder: str,
 #: gets here: see protocol.OPERATIONS).
 HANDLERS: dict[str, Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]] = {
     "call": call, "value": value, "modules": modules, "forward": forward_named,
-    "load": load_and_forward, "env": env, "layers": layers, "freeze": freeze_leftovers}
+    "load": load_and_forward, "env": env, "layers": layers, "evaluate": evaluate,
+    "freeze": freeze_leftovers}
 
 
 def probe(request: dict[str, Any], folder: str, scope: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import contextlib
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,16 @@ class ProbeClient:
         gpu = gpu_name(self.config.gpus[0]) if self.config.gpus else None
         return {"torch": version[:40] if isinstance(version, str) else None,
                 "cuda": bool(self.config.gpus), "gpu": gpu}
+
+    def evaluate(self, expression: str, arrays: Mapping[str, Any], *, torch: bool = True,
+                 timeout: float = protocol.EVALUATE.timeout) -> np.ndarray:
+        """The value of `expression` (Python text the judge read from the notebook, never
+        run outside the sandbox) with `arrays` bound to their names, evaluated in the kernel
+        in a namespace of its own: numpy, math, torch (the arrays as float64 tensors unless
+        torch=False), a few builtins, and nothing of the notebook's."""
+        names = list(arrays)
+        return self._question(protocol.EVALUATE, tuple(arrays[n] for n in names), timeout,
+                              expression=expression, names=names, torch=torch)[1][0]
 
     def files(self, timeout: float = protocol.FILES.timeout) -> dict[str, int]:
         """The files the notebook left in its work folder, with their sizes."""

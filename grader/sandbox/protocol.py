@@ -147,12 +147,19 @@ FILES = Operation("files", answer={"files": list}, kernel=False, timeout=60,
                   described="listing the files")
 FILE = Operation("file", {"name": str, "max_bytes": int}, frozenset({"name"}),
                  answer={"data": str}, kernel=False, timeout=60, described="reading the file")
+#: The longest expression EVALUATE carries (characters) and the most names it binds: a
+#: gradient read from a notebook, its intermediate names filled in, is a few hundred.
+MAX_EXPRESSION_CHARS = 16_000
+MAX_BOUND_NAMES = 16
+EVALUATE = Operation("evaluate", {"expression": str, "names": list, "torch": bool},
+                     frozenset({"expression", "names"}), arrays=None, outputs="one",
+                     timeout=60, described="evaluating an expression read from the notebook")
 FREEZE = Operation("freeze", {"own_threads": list}, internal=True, timeout=30,
                    described="stopping what the notebook left running")
 CLOSE = Operation("close", kernel=False, timeout=2, described="ending the run")
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in (
-    CALL, VALUE, MODULES, FORWARD, LOAD, ENV, LAYERS, FILES, FILE, FREEZE, CLOSE)}
+    CALL, VALUE, MODULES, FORWARD, LOAD, ENV, LAYERS, EVALUATE, FILES, FILE, FREEZE, CLOSE)}
 
 
 def operation(name: Any, internal: bool = False) -> Operation:
@@ -194,6 +201,27 @@ def check_request(op: Operation, message: Mapping[str, Any]) -> None:
         raise ProtocolError(f"{op.name}: arrays must be a list")
     if op.arrays is not None and len(arrays) != op.arrays:
         raise ProtocolError(f"{op.name} sends {op.arrays} arrays, not {len(arrays)}")
+    if op is EVALUATE:
+        check_expression(message.get("expression", ""), message.get("names", []), len(arrays))
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+def check_expression(expression: str, names: Sequence[Any], arrays: int) -> None:
+    """That an EVALUATE request is within its limits: an expression of at most
+    MAX_EXPRESSION_CHARS, and one plain name (a letter first, no underscore there, so no
+    dunder) for each array it binds, none twice. Both sides check it: the grader before it
+    sends, the agent before the kernel sees it."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ProtocolError(f"evaluate: an expression longer than {MAX_EXPRESSION_CHARS} "
+                            "characters")
+    if len(names) > MAX_BOUND_NAMES:
+        raise ProtocolError(f"evaluate: more than {MAX_BOUND_NAMES} names")
+    if not all(isinstance(n, str) and _IDENTIFIER.fullmatch(n) for n in names):
+        raise ProtocolError("evaluate: a name that is not a plain identifier")
+    if len(set(names)) != len(names) or len(names) != arrays:
+        raise ProtocolError(f"evaluate: {len(names)} names for {arrays} arrays")
 
 
 def check_answer(op: Operation, answer: Mapping[str, Any]) -> list[np.ndarray]:

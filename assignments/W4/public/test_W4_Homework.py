@@ -7,25 +7,51 @@ from grader.judge import (
     GRADIENT_NAMES,
     best_readings,
     bias_convention,
+    check_code_gradients,
     check_gradients,
+    code_cells,
     derivation_evidence,
+    find_code_gradients,
     first_wrong,
+    function_source,
     markdown_cells,
     read_markdown,
     summarize,
+    summarize_code_gradients,
     summarize_readings,
 )
 
+#: What a notebook without a `gradients` function is told when no gradient was found either.
+NOTHING_FOUND = "no `gradients` function and no gradient computed in code (w1_grad = …, " \
+    "dW1 = …, or a value compared with w1.grad) was found"
+
 
 @pytest.mark.points(6)
-def test_gradients_match_the_derivation(student, credit, evidence):
+def test_gradients_match_the_derivation(student, run, credit, evidence):
     """The four gradients are right on fresh inputs
 
     `gradients(X, Y, W1, b1, W2, b2)` is called on inputs drawn for this run and each result is
-    compared with the reference; a wrong one is named by the mistake that explains it."""
+    compared with the reference; a wrong one is named by the mistake that explains it. A
+    notebook without `gradients` (the course's own template had none) has the gradients its
+    code computes (`w1_grad = ...`, `dW1 = ...`, a value compared with `w1.grad`) read, never
+    run here, and evaluated in the sandbox on the same kind of inputs; autograd's `.grad`
+    copied earns nothing."""
     rng = np.random.default_rng()  # fresh inputs every run
+    defined = bool(function_source(run, "gradients"))
+    in_code = None if defined else find_code_gradients(code_cells(run))
+    if in_code:
+        judged = check_code_gradients(student, in_code, rng, evidence)
+        right = [name for name, reading in judged.readings.items()
+                 if reading.verdict == "right"]
+        feedback = summarize_code_gradients(judged.readings)
+        assert right, feedback
+        credit(len(right) / len(GRADIENT_NAMES),
+               feedback or f"all four gradients right ({judged.bias} biases)")
+        return
     bias = bias_convention(student, rng)
-    assert bias is not None, "`gradients(X, Y, W1, b1, W2, b2)` could not be called: see the run"
+    assert bias is not None, (
+        "`gradients(X, Y, W1, b1, W2, b2)` could not be called: see the run" if defined
+        else NOTHING_FOUND)
     wrong = first_wrong(check_gradients(student, rng, bias, evidence))
     earned = (len(GRADIENT_NAMES) - len(wrong)) / len(GRADIENT_NAMES)
     assert earned > 0, summarize(wrong.values())
