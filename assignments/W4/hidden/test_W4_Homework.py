@@ -3,14 +3,31 @@
 import numpy as np
 import pytest
 
-from grader.judge import autograd_calls, function_source, random_problem, regression_fit
+from grader.judge import (
+    autograd_calls,
+    code_cells,
+    find_code_gradients,
+    function_source,
+    random_problem,
+    regression_fit,
+)
 
 
 @pytest.mark.points(2)
 def test_gradients_are_derived_not_autograd(student, run):
-    """The gradients are derived by hand, not by autograd"""
+    """The gradients are derived by hand, not by autograd
+
+    The `gradients` function, or without one the gradients the notebook computes in code
+    (w1_grad = ..., dW1 = ...): expressions, never autograd's `.grad`."""
     source = function_source(run, "gradients")
-    assert source, "no `def gradients` in the notebook"
+    if not source:
+        found = find_code_gradients(code_cells(run))
+        assert found, "no `gradients` function and no gradient computed in code (w1_grad = " \
+            "..., dW1 = ..., or a value compared with w1.grad) was found"
+        autograd = [f.gradient for f in found.found.values() if f.autograd]
+        assert not autograd, f"{', '.join(autograd)}: autograd's answer (.grad), not an " \
+            "expression you derived"
+        return
     assert not autograd_calls(source), "`gradients` uses autograd; the homework asks for the " \
         "expressions you derived"
     problem = random_problem(np.random.default_rng(), 5, 4)
