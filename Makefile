@@ -17,7 +17,8 @@ install: $(VENV)/.installed system
 
 # bubblewrap runs the students' notebooks, as an unprivileged user when the grader is root
 # (and libseccomp filters their system calls); as root they are installed here, otherwise
-# say how.
+# say how. Slurm and munge serve the tests of `--cluster slurm`, which start their own
+# one-node cluster (tests/slurm_cluster.py); nothing of the system's Slurm is configured.
 SANDBOX_USER ?= torchgrade-sandbox
 
 system:
@@ -33,6 +34,10 @@ system:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && apt-get install -y -qq chromium; } || \
 	  echo "chromium missing: run 'sudo apt-get install chromium' (browser tests will skip)"
+	@{ [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ]; } || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    apt-get install -y -qq slurmctld slurmd munge; } || \
+	  echo "Slurm missing: run 'sudo apt-get install slurmctld slurmd munge' (slurm tests will skip)"
 
 data: install
 	$(BIN)/grade data fetch

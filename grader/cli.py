@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ from grader.judge.grade import failure_reason, grade
 from grader.results import Handin, Result, StoredResult
 from grader.run import Interrupted, OnResult
 from grader.run import run as grade_all
-from grader.run.plan import plan
+from grader.run.plan import SlurmJobs, plan
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 from grader.text import one_line
 
@@ -186,8 +187,25 @@ def _line(result: Result) -> str:
 @click.option("--gpu-slots", type=click.IntRange(1), default=1, show_default=True,
               help="Notebooks that share one GPU at a time.")
 @click.option("--cluster", metavar="ADDRESS", help="Grade on a Dask cluster: its scheduler's "
-              "address (tcp://HOST:8786), or `local` for a LocalCluster of --jobs worker "
-              "processes. Needs the `cluster` extra.")
+              "address (tcp://HOST:8786), `local` for a LocalCluster of --jobs worker "
+              "processes, or `slurm` to start Dask workers as Slurm jobs for this run (the "
+              "options below). Needs the `cluster` extra.")
+@click.option("--partition", help="--cluster slurm: the partition (sbatch -p).")
+@click.option("--account", help="--cluster slurm: the account to charge (sbatch -A).")
+@click.option("--slurm-jobs", type=click.IntRange(1), default=8, show_default=True,
+              help="--cluster slurm: jobs at once (fewer when fewer notebooks are left), "
+              "each one worker grading one notebook at a time.")
+@click.option("--walltime", default="01:00:00", show_default=True,
+              help="--cluster slurm: each job's time limit; a job that reaches it is "
+              "replaced, and its notebook graded again.")
+@click.option("--gpus-per-job", type=click.IntRange(0, 1), default=None,
+              help="--cluster slurm: 1 books a GPU per job (--gres=gpu:1) for the notebook "
+              "(default: 1 with --gpus, else 0).")
+@click.option("--job-cpus", type=click.IntRange(1), default=4, show_default=True,
+              help="--cluster slurm: cores per job, for the notebook's torch.")
+@click.option("--job-memory", "job_memory_mb", type=click.IntRange(512), default=None,
+              metavar="MB", help="--cluster slurm: memory per job (default: the assignment's "
+              "memory limit + 2048 MB for the worker).")
 @click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap (limits only). "
               "Only for code you trust.")
 @click.option("--cold-start", is_flag=True, help="Start every notebook's agent and kernel "
@@ -210,7 +228,9 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                 timeout: int | None, jobs: int | None, gpus: bool | None, gpu_slots: int,
                 cluster: str | None, no_sandbox: bool, cold_start: bool,
                 roster_path: Path | None, only_students: str | None, force: bool,
-                times_path: Path | None) -> None:
+                times_path: Path | None, partition: str | None, account: str | None,
+                slurm_jobs: int, walltime: str, gpus_per_job: int | None, job_cpus: int,
+                job_memory_mb: int | None) -> None:
     """Grade every submission of HW in SUBMISSIONS: a folder (or a zip) of notebooks named
     any way, student folders or zip archives, or an LMS's download as it comes (Canvas,
     Moodle, Blackboard, Gradescope, nbgrader). Each file is matched to a notebook by its name,
@@ -226,7 +246,11 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     after Ctrl-C (exit code 130) the same command grades the rest."""
     assignment = assignments.find(hw, assignments_dir)
     people = roster.load(roster_path) if roster_path else None
-    layout = plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots, cluster=cluster)
+    slurm = _slurm_jobs(click.get_current_context(), cluster, out, partition=partition,
+                        account=account, jobs=slurm_jobs, walltime=walltime,
+                        gpus=gpus_per_job or 0, cpus=job_cpus, memory_mb=job_memory_mb)
+    layout = plan(assignment, jobs=jobs, gpus=gpus, gpu_slots=gpu_slots, cluster=cluster,
+                  slurm=slurm)
     for note in layout.notes:
         click.echo(f"note: {note}", err=True)
     config = _config(assignment, timeout, not no_sandbox, assignment.limits.cpu_fallback,
@@ -278,6 +302,22 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
     book.close()
     click.echo(f"{graded} graded, {len(found) - graded} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}{written}")
+
+
+def _slurm_jobs(ctx: click.Context, cluster: str | None, out: Path,
+                **options: Any) -> SlurmJobs | None:
+    """The Slurm jobs `--cluster slurm` asks for; a Slurm option without it is a usage
+    error rather than silently ignored. The jobs' output goes to OUT/slurm-logs."""
+    slurm_only = ("partition", "account", "slurm_jobs", "walltime", "gpus_per_job",
+                  "job_cpus", "job_memory_mb")
+    given = [name for name in slurm_only
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if cluster != "slurm":
+        if given:
+            flag = "--" + given[0].replace("_mb", "").replace("_", "-")
+            raise click.UsageError(f"{flag} is for --cluster slurm")
+        return None
+    return SlurmJobs(log_directory=str((out / "slurm-logs").resolve()), **options)
 
 
 #: The solution's run, timed beside a batch of a homework that trains on a GPU.

@@ -8,6 +8,7 @@ which alone writes the gradebook, one result at a time as each finishes:
     inline.py    one after another in this process (--jobs 1)
     pool.py      N worker processes on this machine sharing one fork server (--jobs N)
     dask.py      Dask workers (--cluster)
+    slurm.py     the Slurm jobs that dask.py grades on (--cluster slurm): started, kept, ended
 
 The backends share one interface (`Backend`) and import the modules above, never each other.
 """

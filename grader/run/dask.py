@@ -1,5 +1,6 @@
-"""Grading on a Dask cluster: `--cluster tcp://HOST:8786` (an existing scheduler) or
-`--cluster local` (a LocalCluster of --jobs worker processes on this machine).
+"""Grading on a Dask cluster: `--cluster tcp://HOST:8786` (an existing scheduler),
+`--cluster local` (a LocalCluster of --jobs worker processes on this machine) or
+`--cluster slurm` (workers started as Slurm jobs for the run, by slurm.py).
 
 Each task runs a grading on a worker, sandbox and all; the Result comes back to this process,
 which alone writes the gradebook. A worker need not share this machine's filesystem: the task
@@ -16,6 +17,12 @@ slot (`WorkerSide.one_at_a_time`) holds any further thread back, so a worker sta
 threads is slower, never wrong. That is preferred to a fresh subprocess per task, which would
 pay for importing torch and mapping MNIST on every submission; the student's code already runs
 in a process of its own, the sandbox.
+
+Before the first grading, one task asks a worker whether it has what grading needs
+(`worker_lacks`: bubblewrap, MNIST, a GPU where one was asked for); a worker without it stops
+the run with one line, instead of failing every submission. A task whose worker is lost (on
+Slurm: its job cancelled or pre-empted) is run again by the scheduler up to its
+`allowed-failures`, then recorded failed with the reason, to be graded on the next run.
 """
 
 from __future__ import annotations
@@ -50,13 +57,16 @@ from grader.run.grading import Grading, Job
 from grader.run.plan import GpuSlots, Plan
 from grader.run.progress import Reporter
 from grader.run.stop import InFlight, wait_until_stopped
-from grader.sandbox import SandboxConfig
+from grader.sandbox import SandboxConfig, bwrap
 from grader.text import clean_text
 
 if TYPE_CHECKING:
     from distributed import Client
 
+    from grader.run.slurm import SlurmRun
+
 CONNECT_TIMEOUT_S = 20
+CHECK_TIMEOUT_S = 300    # the first task: a worker imports torchgrade (and torch) to run it
 WINDOW_MIN = 64          # tasks out at once: enough for an autoscaler to see the demand
 WINDOW_PER_WORKER = 4
 
@@ -198,6 +208,22 @@ def stop_gradings(keys: list[str]) -> int:
     return WORKER.in_flight.stop(keys)
 
 
+def worker_lacks(data_view: bool, sandboxed: bool, gpu: bool) -> list[str]:
+    """The first task of a run on a cluster: what this worker lacks of what the run needs,
+    each as a phrase naming the worker and what to do (empty when nothing). That the task
+    runs at all shows torchgrade imports there."""
+    host = os.uname().nodename
+    lacks = []
+    if sandboxed and bwrap.executable() is None:
+        lacks.append(f"bubblewrap is not installed on {host} (apt-get install bubblewrap)")
+    if data_view and not data.is_cached():
+        lacks.append(f"MNIST is not in {data.data_root()} on {host} (set TORCHGRADE_DATA to a "
+                     "folder every node shares and run `grade data fetch` once)")
+    if gpu and not Path(f"/dev/nvidia{_worker_gpu(None)}").exists():
+        lacks.append(f"{host} has no /dev/nvidia{_worker_gpu(None)} for its GPU")
+    return lacks
+
+
 def _worker_dir() -> str | None:
     try:
         from distributed import get_worker
@@ -220,15 +246,22 @@ def _worker_config(config: SandboxConfig, local_devices: tuple[int, ...] | None
 
 
 def _worker_gpu(local_devices: tuple[int, ...] | None) -> int:
-    """This worker's GPU: a LocalCluster worker's by its number, else the first index of the
-    worker's CUDA_VISIBLE_DEVICES (start one worker per GPU with it set), else GPU 0."""
-    from distributed import get_worker
+    """This worker's GPU: a LocalCluster worker's by its number; in a Slurm job, the first
+    of SLURM_JOB_GPUS (the node's own GPU ids; a job confined by cgroups, ConstrainDevices,
+    sees CUDA_VISIBLE_DEVICES=0 whichever GPU it got, and the sandbox binds /dev/nvidiaN by
+    this index); else the first index of the worker's CUDA_VISIBLE_DEVICES (start one worker
+    per GPU with it set); else GPU 0."""
+    if local_devices:
+        from distributed import get_worker
 
-    name = get_worker().name
-    if local_devices and isinstance(name, int):
-        return GpuSlots(local_devices).device_of_worker(name)
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return int(first) if first.isdigit() else 0
+        name = get_worker().name
+        if isinstance(name, int):
+            return GpuSlots(local_devices).device_of_worker(name)
+    for variable in ("SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        first = os.environ.get(variable, "").split(",")[0].strip()
+        if first.isdigit():
+            return int(first)
+    return 0
 
 
 # ----------------------------------------------------------------------------- on the client
@@ -248,10 +281,15 @@ class Dask:
         window of tasks is out at once (each carries its notebook's bytes through the
         scheduler); the next is sent as a result comes back."""
         distributed = distributed_module()
-        with _client(self.plan) as client:
-            _wait_for_a_worker(client, self.plan)
-            run = _ClusterRun(self, client, distributed, pending, report)
+        with _client(self.plan, len(pending)) as (client, slurm):
+            if slurm is not None:
+                slurm.wait_for_a_worker(client)
+            else:
+                _wait_for_a_worker(client, self.plan)
+            run = _ClusterRun(self, client, distributed, pending, report, slurm)
             try:
+                if self.plan.cluster != "local":
+                    _check_a_worker(client, self.config, run.resources, slurm)
                 run.go()
             except BaseException:
                 run.stop()
@@ -262,25 +300,46 @@ class _ClusterRun:
     """One run's state on the client: the tasks out, the queue, the shipped assignment."""
 
     def __init__(self, backend: Dask, client: Client, distributed: ModuleType,
-                 pending: list[Job], report: Reporter) -> None:
-        self.client, self.report = client, report
+                 pending: list[Job], report: Reporter, slurm: SlurmRun | None = None) -> None:
+        self.client, self.report, self.slurm = client, report, slurm
         self.assignment = backend.assignment
         self.resources = _gpu_resources(client, backend.plan)
-        self.blob = client.scatter(pack_assignment(backend.assignment), broadcast=True,
-                                   hash=True)
-        self.config = replace(backend.config, gpus=(0,) if self.resources else ())
+        blob = pack_assignment(backend.assignment)
+        # Slurm jobs come and go: data scattered to them would go with the last that held
+        # it, so there each task carries the assignment (a few tens of kB) itself.
+        self.blob = blob if slurm is not None else client.scatter(blob, broadcast=True,
+                                                                  hash=True)
+        config = replace(backend.config, gpus=(0,) if self.resources else ())
+        if backend.plan.slurm is not None and config.torch_threads is None:
+            config = replace(config, torch_threads=backend.plan.slurm.cpus)
+        self.config = config
         self.local = backend.plan.devices if backend.plan.cluster == "local" else None
         self.queue = deque(enumerate(pending))
         self.futures: dict[Any, Job] = {}
         self.finished = distributed.as_completed([], loop=client.loop)
+        if slurm is not None:
+            slurm.on_error = self.wake
 
     def go(self) -> None:
         for _ in range(min(len(self.queue), _window(self.client))):
             self.submit()
+        self._tell_slurm()
         for future in self.finished:
+            if self.slurm is not None and self.slurm.error is not None:
+                raise self.slurm.error
             key, submission = self.futures.pop(future)
             self.report(key, _result_of(future, submission))
             self.submit()
+            self._tell_slurm()
+
+    def _tell_slurm(self) -> None:
+        if self.slurm is not None:
+            self.slurm.left(len(self.queue), len(self.futures))
+
+    def wake(self) -> None:
+        """Cancel what is out, so that go() wakes up and raises the Slurm jobs' error."""
+        with suppress(Exception):
+            self.client.cancel(list(self.futures))
 
     def submit(self) -> None:
         """Send the next submission; one whose files cannot be read is reported failed."""
@@ -321,16 +380,23 @@ class _ClusterRun:
 
 
 @contextmanager
-def _client(plan: Plan) -> Iterator[Client]:
+def _client(plan: Plan, wanted: int) -> Iterator[tuple[Client, SlurmRun | None]]:
     distributed = distributed_module()
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # a cluster closed mid-run logs what it lost; we know
+    quiet = [logging.getLogger(name) for name in ("distributed", "dask_jobqueue")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # a cluster closed mid-run logs what it lost; we know
+        logger.setLevel(logging.CRITICAL)
     try:
         if plan.cluster == "local":
             with _local_cluster(plan, distributed) as local, \
                     distributed.Client(local, set_as_default=False) as client:
-                yield client
+                yield client, None
+            return
+        if plan.cluster == "slurm":
+            from grader.run.slurm import SlurmJobs, slurm_client
+
+            with slurm_client(plan.slurm or SlurmJobs(), wanted, distributed) as (client, run):
+                yield client, run
             return
         try:
             _knock(plan.cluster)
@@ -340,9 +406,10 @@ def _client(plan: Plan) -> Iterator[Client]:
             raise ClusterError(f"no Dask scheduler answers at {plan.cluster}: start one "
                                f"with `dask scheduler` ({type(exc).__name__})") from None
         with client:
-            yield client
+            yield client, None
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _knock(address: str | None) -> None:
@@ -402,10 +469,48 @@ def _result_of(future: Any, submission: Submission) -> Result:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - one task's failure is recorded for it alone
+        if type(exc).__name__ == "KilledWorker":
+            reason = (f"the worker grading it was lost {_attempts(exc)} times (its process "
+                      "died, or its Slurm job was cancelled, pre-empted or out of time or "
+                      "memory)")
+        else:
+            reason = (f"the grading on the cluster failed ({type(exc).__name__}: "
+                      f"{clean_text(exc, 300)})")
         return Result.failed(submission.student, submission.notebook.name,
-                             submission.content_hash,
-                             f"the grading on the cluster failed ({type(exc).__name__}: "
-                             f"{clean_text(exc, 300)}); {GRADED_AGAIN}")
+                             submission.content_hash, f"{reason}; {GRADED_AGAIN}")
+
+
+def _attempts(killed: Exception) -> int:
+    allowed = getattr(killed, "allowed_failures", None)
+    return allowed + 1 if isinstance(allowed, int) else 2
+
+
+def _check_a_worker(client: Client, config: SandboxConfig,
+                    resources: dict[str, float] | None, slurm: SlurmRun | None) -> None:
+    """Run `worker_lacks` as the run's first task; stop the run with one line if the worker
+    lacks anything, or cannot run torchgrade at all."""
+    future = client.submit(worker_lacks, config.data_view is not None, config.sandboxed,
+                           bool(resources), pure=False, resources=resources)
+    if slurm is not None:
+        wake, slurm.on_error = slurm.on_error, future.cancel
+    try:
+        lacks = future.result(timeout=CHECK_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the worker cannot grade
+        if slurm is not None and slurm.error is not None:
+            raise slurm.error from None
+        if isinstance(exc, TimeoutError):
+            raise ClusterError(f"no worker ran the run's first task within {CHECK_TIMEOUT_S} "
+                               "s: are the workers busy with another run?") from None
+        where = "the Slurm jobs' workers" if slurm is not None else "the Dask workers"
+        said = clean_text(" ".join(str(exc).split()), 200)
+        raise ClusterError(f"{where} cannot run torchgrade ({type(exc).__name__}: {said}): "
+                           "install it where their Python imports it, the same version as "
+                           "here") from None
+    finally:
+        if slurm is not None:
+            slurm.on_error = wake
+    if lacks:
+        raise ClusterError("a worker cannot grade: " + "; ".join(lacks))
 
 
 def _window(client: Client) -> int:

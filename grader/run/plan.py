@@ -1,14 +1,16 @@
-"""How a run is laid out: how many notebooks at once, on which GPUs, on this machine or on a
-Dask cluster. Nothing here starts anything; the backends (inline, pool, dask) carry a Plan out.
+"""How a run is laid out: how many notebooks at once, on which GPUs, on this machine, on a
+Dask cluster, or on Dask workers started as Slurm jobs. Nothing here starts anything; the
+backends (inline, pool, dask, which starts the Slurm jobs through slurm.py) carry a Plan out.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grader.assignments import Assignment
@@ -122,6 +124,43 @@ class GpuSlots:
         return self.devices[index % len(self.devices)]
 
 
+#: What a Slurm job books beyond the assignment's per-notebook memory: the Dask worker itself,
+#: with torch and the judge imported (about 1.5 GiB), and some room.
+SLURM_WORKER_MB = 2048
+
+
+@dataclass(frozen=True)
+class SlurmJobs:
+    """What `--cluster slurm` asks of Slurm: at most `jobs` jobs at once, each one
+    single-threaded Dask worker grading one notebook at a time, with `cpus` cores for the
+    notebook's torch and `memory_mb` for the worker and the notebook (None: the assignment's
+    limit plus SLURM_WORKER_MB). None elsewhere leaves the choice to dask-jobqueue's
+    configuration (`jobqueue.slurm` in ~/.config/dask/jobqueue.yaml), then to Slurm's defaults.
+    `log_directory` holds each job's output, so it must be a folder the nodes share."""
+
+    jobs: int = 8
+    partition: str | None = None
+    account: str | None = None
+    walltime: str | None = "01:00:00"
+    cpus: int = 4
+    memory_mb: int | None = None
+    gpus: int = 0                       # 0 or 1: one worker per job grades one notebook
+    log_directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.cpus < 1:
+            raise PlanError("--slurm-jobs and --job-cpus must be at least 1")
+        if self.gpus not in (0, 1):
+            raise PlanError("--gpus-per-job is 0 or 1: each job's one worker grades one "
+                            "notebook at a time; ask for more jobs instead")
+        if self.walltime is not None and not _WALLTIME.fullmatch(self.walltime):
+            raise PlanError(f"--walltime {self.walltime!r}: give Slurm's form, e.g. 04:00:00, "
+                            "90 (minutes) or 1-00:00:00")
+
+
+_WALLTIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}")
+
+
 @dataclass(frozen=True)
 class Plan:
     """How a run is laid out: how many notebooks at once, on which GPUs, where."""
@@ -129,9 +168,10 @@ class Plan:
     workers: int = 1
     devices: tuple[int, ...] = ()       # GPUs this machine's jobs take slots on; () = CPU
     per_gpu: int = 1
-    cluster: str | None = None          # None: this machine; "local" or a scheduler address
+    cluster: str | None = None          # None: this machine; "local", "slurm" or an address
     cluster_gpu: bool | None = False    # remote: True needs GPU workers, None uses them if any
     notes: tuple[str, ...] = ()         # for the TA, one line each
+    slurm: SlurmJobs | None = None      # cluster "slurm": the jobs to start
 
     def slots(self) -> GpuSlots | None:
         """This machine's GPU slots for the run, or None on the CPU."""
@@ -140,9 +180,12 @@ class Plan:
 
 def plan(assignment: Assignment, *, jobs: int | None = None, gpus: bool | None = None,
          gpu_slots: int = 1, cluster: str | None = None, devices: Sequence[int] | None = None,
-         cores: int | None = None, available_mb: int | None = None) -> Plan:
+         cores: int | None = None, available_mb: int | None = None,
+         slurm: SlurmJobs | None = None) -> Plan:
     """Lay out a run. `gpus` None means: on a GPU when the assignment asks for one and one is
     found. GPU runs take one slot per job, and never more jobs than cores."""
+    if cluster == "slurm":
+        return plan_slurm(assignment, slurm or SlurmJobs(), gpus)
     cores = available_cores() if cores is None else cores
     workers = jobs or default_jobs(assignment.limits.memory_mb, cores=cores,
                                    available_mb=available_mb)
@@ -161,3 +204,20 @@ def plan(assignment: Assignment, *, jobs: int | None = None, gpus: bool | None =
             f"{assignment.name} asks for a GPU and this machine has none: grading on the CPU",))
     slots = GpuSlots(found, gpu_slots)
     return Plan(max(1, min(workers, slots.capacity, cores)), slots.devices, gpu_slots, cluster)
+
+
+def plan_slurm(assignment: Assignment, jobs: SlurmJobs, gpus: bool | None) -> Plan:
+    """A run on Slurm jobs. A job books a GPU only when asked (`--gpus-per-job 1`, or
+    `--gpus`): a partition without GPUs would keep such jobs pending for ever, so a GPU
+    homework without either is graded on the jobs' CPUs, and the TA is told so."""
+    if gpus is False and jobs.gpus:
+        raise PlanError("--no-gpus and --gpus-per-job 1 contradict each other: leave one out")
+    if gpus and not jobs.gpus:
+        jobs = replace(jobs, gpus=1)
+    if jobs.memory_mb is None:
+        jobs = replace(jobs, memory_mb=assignment.limits.memory_mb + SLURM_WORKER_MB)
+    notes = ()
+    if assignment.gpu and not jobs.gpus and gpus is None:
+        notes = (f"{assignment.name} asks for a GPU: add --gpus-per-job 1 to book one per "
+                 "Slurm job; grading on the jobs' CPUs",)
+    return Plan(jobs.jobs, (), 1, "slurm", bool(jobs.gpus), notes, jobs)
