@@ -26,6 +26,10 @@ Derivations written in markdown (W4)
     best_readings         the best Reading of each gradient
     judge_markdown        read_markdown, then best_readings
     derivation_evidence   the rows of `evidence["derivations"]`
+The mini-batch loop written out, without `minibatches` or `batch_gradients` (W5)
+    find_batch_loop       the notebook's batch loop, permutation, loss and zeroing, read
+    check_batching        its batching evaluated in the sandbox on the judge's sizes, judged
+    judge_batch_loss      whether its loss is the batch mean and its gradients are zeroed
 Verdicts and their words
     Mistake, Verdict, Reading, describe, summarize, summarize_readings
 Models (W6)
@@ -60,6 +64,8 @@ if TYPE_CHECKING:
     from grader.judge.latex import best as best_readings
     from grader.judge.latex import evidence as derivation_evidence
     from grader.judge.latex import judge_markdown, markdown_cells, read_markdown
+    from grader.judge.loops import check_batching, judge_batch_loss
+    from grader.judge.loops import find_loop as find_batch_loop
     from grader.judge.mistakes import (
         Mistake,
         Reading,
@@ -90,6 +96,8 @@ __all__ = [
     "code_cells", "find_code_gradients", "check_code_gradients", "summarize_code_gradients",
     # derivations written in markdown (W4)
     "markdown_cells", "read_markdown", "best_readings", "judge_markdown", "derivation_evidence",
+    # the mini-batch loop written out, without `minibatches` (W5)
+    "find_batch_loop", "check_batching", "judge_batch_loss",
     # verdicts and their words
     "Mistake", "Verdict", "Reading", "describe", "summarize", "summarize_readings",
     # models (W6)
@@ -119,6 +127,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "best_readings": ("latex", "best"),
     "judge_markdown": ("latex", "judge_markdown"),
     "derivation_evidence": ("latex", "evidence"),
+    "find_batch_loop": ("loops", "find_loop"),
+    "check_batching": ("loops", "check_batching"),
+    "judge_batch_loss": ("loops", "judge_batch_loss"),
     "Mistake": ("mistakes", "Mistake"),
     "Verdict": ("mistakes", "Verdict"),
     "Reading": ("mistakes", "Reading"),
