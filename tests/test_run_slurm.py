@@ -201,16 +201,19 @@ def test_slurm_jobs_grade_as_this_machine_does(slurm, here, tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.slurm
 @pytest.mark.skipif(bwrap.executable() is None, reason="bubblewrap is not installed")
-def test_a_job_cancelled_mid_batch_costs_no_grade(slurm, here, tmp_path: Path):
+@pytest.mark.parametrize("cancelled", [1, 2], ids=["one-job", "both-jobs"])
+def test_a_job_cancelled_mid_batch_costs_no_grade(slurm, here, tmp_path: Path,
+                                                   cancelled: int):
     """scancel one of the two jobs while its worker grades: the scheduler sends that
-    notebook again, and every submission is graded exactly once."""
+    notebook again, and every submission is graded exactly once. Both of them: the jobs
+    are replaced, and the same holds."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     started = time.monotonic()
     run = _grade(slurm, tmp_path / "out", env={**slurm.env, "TMPDIR": str(scratch)})
     try:
-        victim = _a_job_grading(slurm, scratch, run)
-        slurm.client("scancel", victim)
+        victims = _jobs_grading(slurm, scratch, run)[:cancelled]
+        slurm.client("scancel", *victims)
         stdout, stderr = run.communicate(timeout=600)
     finally:
         if run.poll() is None:
@@ -221,19 +224,19 @@ def test_a_job_cancelled_mid_batch_costs_no_grade(slurm, here, tmp_path: Path):
     assert sorted(_result_lines(stdout)) == W4_STUDENTS  # one line each: none twice
     assert _scores(tmp_path / "out") == here  # the notebook sent again scored the same
     assert _until_empty(slurm) == []
-    print(f"slurm run with job {victim} cancelled: {time.monotonic() - started:.1f} s")
+    print(f"slurm run with jobs {victims} cancelled: {time.monotonic() - started:.1f} s")
 
 
-def _a_job_grading(slurm: test_slurm.SlurmCluster, scratch: Path,
-                   run: subprocess.Popen) -> str:
-    """A running job of the run once both workers are grading (two parcel folders in the
+def _jobs_grading(slurm: test_slurm.SlurmCluster, scratch: Path,
+                  run: subprocess.Popen) -> list[str]:
+    """The run's two jobs once both workers are grading (two parcel folders in the
     workers' TMPDIR, which sbatch passes on from the grade process)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert run.poll() is None, run.communicate()
         running = slurm.running()
         if len(running) == 2 and len(list(scratch.glob("torchgrade-parcel-*"))) == 2:
-            return running[0]
+            return running
         time.sleep(0.2)
     raise AssertionError("no worker started grading within 300 s")
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 POLL_S = 3.0               # how often the keeper looks at the jobs and the workers
 SLURM_CALL_TIMEOUT_S = 60  # sbatch --test-only, squeue, scancel
 IDLE_POLLS = 2             # a worker idle this many polls in a row may be let go at the end
+DEAD_AFTER_S = 20          # no job and no worker this long, none to replace them: give up
 
 #: The scheduler's settings for a run on Slurm jobs (see the module's docstring).
 SCHEDULER_CONFIG = {
@@ -154,6 +155,7 @@ class SlurmRun:
         self.on_error: Callable[[], None] = lambda: None
         self._left = (wanted, 0)           # (not yet sent, sent and not back)
         self._seen_worker = False
+        self._dead_since: float | None = None
         self._replacements = 0
         self._idle_for: dict[str, int] = {}
         self._stop = threading.Event()
@@ -266,16 +268,21 @@ class SlurmRun:
             return
         queued = self.queued()
         submitted = any(getattr(job, "job_id", None) for job in list(cluster.workers.values()))
-        if not workers and not queued and submitted:
-            if not self._seen_worker:
-                raise SlurmError(f"the Slurm jobs of this run ended before their Dask worker "
-                                 f"started: see their output in {self.logs}")
-            missing = len(cluster.worker_spec) - len(cluster.workers)
-            if missing <= 0 or self._replacements >= self.spec.jobs:
+        missing = len(cluster.worker_spec) - len(cluster.workers)
+        if workers or queued or not submitted:
+            self._dead_since = None
+        elif not self._seen_worker:
+            raise SlurmError(f"the Slurm jobs of this run ended before their Dask worker "
+                             f"started: see their output in {self.logs}")
+        else:
+            # A lost job counts as missing only after lost-worker-timeout: wait that long
+            # for its replacement before calling the run dead.
+            self._dead_since = self._dead_since or time.monotonic()
+            hopeless = missing <= 0 or self._replacements >= self.spec.jobs
+            if hopeless and time.monotonic() - self._dead_since > DEAD_AFTER_S:
                 raise SlurmError(f"every Slurm job of this run ended with {unsent + out} "
                                  f"notebooks left, and the jobs started to replace them "
                                  f"ended too: see their output in {self.logs}")
-        missing = len(cluster.worker_spec) - len(cluster.workers)
         if missing > 0 and self._replacements < self.spec.jobs:
             self._replacements += missing
             cluster.scale(jobs=len(cluster.worker_spec))
