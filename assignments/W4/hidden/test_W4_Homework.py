@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from grader.judge import (
+    GRADIENT_NAMES,
     autograd_calls,
     code_cells,
     find_code_gradients,
@@ -14,19 +15,26 @@ from grader.judge import (
 
 
 @pytest.mark.points(2)
-def test_gradients_are_derived_not_autograd(student, run):
+def test_gradients_are_derived_not_autograd(student, run, credit):
     """The gradients are derived by hand, not by autograd
 
     The `gradients` function, or without one the gradients the notebook computes in code
-    (w1_grad = ..., dW1 = ...): expressions, never autograd's `.grad`."""
+    (w1_grad = ..., dW1 = ...): expressions, never autograd's `.grad`; a share for each of
+    the four derived."""
     source = function_source(run, "gradients")
     if not source:
         found = find_code_gradients(code_cells(run))
         assert found, "no `gradients` function and no gradient computed in code (w1_grad = " \
             "..., dW1 = ..., or a value compared with w1.grad) was found"
-        autograd = [f.gradient for f in found.found.values() if f.autograd]
-        assert not autograd, f"{', '.join(autograd)}: autograd's answer (.grad), not an " \
-            "expression you derived"
+        derived = sorted(f.gradient for f in found.found.values() if not f.autograd)
+        autograd = sorted(f.gradient for f in found.found.values() if f.autograd)
+        said = f"{', '.join(autograd)}: autograd's answer (.grad), not an expression you " \
+            "derived" if autograd else ""
+        assert derived, said
+        missing = sorted(set(GRADIENT_NAMES) - set(derived) - set(autograd))
+        notes = [said, f"{', '.join(missing)}: not computed in code" if missing else ""]
+        credit(len(derived) / len(GRADIENT_NAMES),
+               "; ".join(n for n in notes if n) or "all four derived in code")
         return
     assert not autograd_calls(source), "`gradients` uses autograd; the homework asks for the " \
         "expressions you derived"
