@@ -4,15 +4,31 @@ import numpy as np
 import pytest
 import torch
 
-from grader.judge import GRADIENT_NAMES, random_problem
+from grader.judge import (
+    GRADIENT_NAMES,
+    check_batching,
+    code_cells,
+    find_batch_loop,
+    function_source,
+    judge_batch_loss,
+    random_problem,
+)
 
 
 @pytest.mark.points(2)
-def test_each_index_once_per_epoch(student):
+def test_each_index_once_per_epoch(student, run, credit, evidence):
     """One epoch of mini-batches visits every point once
 
     `minibatches(103, 10)` is asked for two epochs: every index once per epoch, batches of
-    |B| = 10 but the last, and a new order each epoch."""
+    |B| = 10 but the last, and a new order each epoch. A notebook without `minibatches` (the
+    course's own had none) has its loop read, never run here: the permutation drawn inside the
+    epoch loop, and its batch slicing and permutation call evaluated in the sandbox on 103
+    points in batches of 10."""
+    if not function_source(run, "minibatches"):
+        judged = check_batching(student, find_batch_loop(code_cells(run)), evidence)
+        assert judged.earned > 0, judged.feedback
+        credit(judged.earned, judged.feedback)
+        return
     first = student.call("minibatches", np.array(103), np.array(10), torch=False)
     second = student.call("minibatches", np.array(103), np.array(10), torch=False)
     seen = np.sort(np.concatenate([np.ravel(b) for b in first]).astype(np.int64))
@@ -29,10 +45,18 @@ def test_each_index_once_per_epoch(student):
 
 
 @pytest.mark.points(3)
-def test_batch_gradient_is_the_mean(student, reference):
+def test_batch_gradient_is_the_mean(student, reference, run, credit, evidence):
     """The batch gradient is the mean over the batch
 
-    `batch_gradients` on a fresh random batch of 16, compared with the reference's."""
+    `batch_gradients` on a fresh random batch of 16, compared with the reference's. A notebook
+    without `batch_gradients` has its loop read, never run here: half for a loss that is the
+    batch mean, half for gradients zeroed between updates."""
+    if not function_source(run, "batch_gradients"):
+        judged = judge_batch_loss(find_batch_loop(code_cells(run)))
+        evidence["batch_loss"] = judged.rows
+        assert judged.earned > 0, judged.feedback
+        credit(judged.earned, judged.feedback)
+        return
     rng = np.random.default_rng()
     problem = random_problem(rng, 16, 6)
     mine = [np.asarray(g, dtype=np.float64) for g in student.call("batch_gradients", *problem)]
