@@ -461,16 +461,23 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     """Self-check NOTEBOOK against the public part of the rubric, as the grader will run it.
     NOTEBOOK may be named anything (`W4_Homework (1).ipynb`): a homework of several notebooks
     tells which one it is by its name, else by what it holds. Works on a laptop without a GPU
-    (`.cuda()` runs on the CPU) or without bubblewrap."""
+    (`.cuda()` runs on the CPU) and without bubblewrap, on Linux, macOS or Windows: the
+    notebook then runs in a plain local kernel with the limits the platform has, and the first
+    line says which hold."""
+    from grader.sandbox import limits
+    from grader.text import tolerant_output
+
+    tolerant_output()  # a file name the console's encoding lacks is shown escaped, not fatal
     assignment = assignments.find(hw, assignments_dir)
     sandboxed = bwrap.executable() is not None
+    config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     if not sandboxed and not as_json:
-        click.echo("note: bubblewrap not found; running with resource limits only")
+        click.echo("note: bubblewrap not found; "
+                   f"{limits.without_sandbox(config.notebook_seconds)}")
     found, rejected = intake.collect(notebook, assignment, intake.scratch_dir())
     if rejected or not found:
         reason = rejected[0].reason if rejected else "not a notebook of " + assignment.name
         raise click.UsageError(one_line(f"{notebook}: {reason}", 1000))
-    config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     result = clean_result(grade(found[0], assignment, config, public_only=True,
                                 mnist=_mnist()))
     if html_path is not None:
@@ -489,7 +496,8 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         feedback = f"  {one_line(item.feedback, 1000)}" if item.feedback else ""
         click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.heading)}{feedback}")
     for note in result.run.notes:
-        click.echo(f"  note: {one_line(note, 1000)}")
+        if note != limits.NOT_SANDBOXED:  # said once, in the first line
+            click.echo(f"  note: {one_line(note, 1000)}")
     if html_path is not None:
         click.echo(f"report: {html_path.resolve().as_uri()}")
 

@@ -7,9 +7,15 @@ of requests), `kernel_fork.py` (the warm start's kernel), and the two modules th
 as modules of their own, `kernel_prelude.py` before the first cell and `kernel_probe.py` once
 the notebook has ended (no module's source is sent to the kernel as a code string). Requests
 arrive as JSON lines on stdin; replies leave on a dedicated pipe that only this process
-holds (its number comes in the first request). The agent makes itself non-dumpable first, so
-code running as the same user (the student's kernel) can neither ptrace it nor open its fds
-through /proc.
+holds (its number comes in the first request). In a sandbox the agent makes itself
+non-dumpable first, so code running as the same user (the student's kernel) can neither
+ptrace it nor open its fds through /proc.
+
+Without a sandbox (`grade check` on a laptop, `--no-sandbox`) it runs on Linux, macOS or
+Windows: its channel is its stdout, moved aside before the kernel exists (no platform but
+POSIX can pass another descriptor), the probes' folder is the run's own rather than /tmp's
+(runs side by side would share that), and nothing Linux-only is imported or called: no
+prctl (ctypes is imported for it only in a sandbox), no process group where there is none.
 
 Nothing here is trusted by the grader: every reply is validated on the other side.
 """
@@ -18,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import queue
@@ -43,7 +48,11 @@ WORK = Path.cwd()  # set again in main(): a warm start imports this module elsew
 #: The folder of this file and of the kernel's modules beside it (as mounted in the sandbox,
 #: or the grader's tree when unsandboxed); set again in main() for the same reason.
 AGENT_DIR = Path(sys.argv[0]).parent
+#: Where the kernel leaves its answers: /tmp is the sandbox's own; an unsandboxed run is told
+#: a folder of its own (the first request's `probe_dir`), set again in main().
 PROBE_DIR = Path("/tmp/.probe")
+#: The descriptor a run without a sandbox answers on: the agent's stdout (see main()).
+STDOUT_CHANNEL = 1
 #: Set by forkserver.py: start the kernel by forking this process (which has ipykernel and
 #: torch imported) instead of executing a fresh interpreter.
 FORK_KERNEL = False
@@ -292,8 +301,8 @@ class Agent:
         of the run anyway."""
         km = self.client.km if self.client is not None else None
         pgid = getattr(getattr(km, "provisioner", None), "pgid", None)
-        if not isinstance(pgid, int) or pgid <= 1:
-            return
+        if not isinstance(pgid, int) or pgid <= 1 or not hasattr(os, "killpg"):
+            return  # (Windows has no process groups: nbclient shuts the kernel down)
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
         sys.stderr.flush()
@@ -335,7 +344,7 @@ class Agent:
         if content.get("status") != "ok":
             return {"ok": False, "error": content.get("ename", "Error"),
                     "message": str(content.get("evalue", ""))[:2000]}
-        answer = json.loads((PROBE_DIR / kernel_probe.ANSWER).read_text())
+        answer = json.loads((PROBE_DIR / kernel_probe.ANSWER).read_text(encoding="utf-8"))
         if "outputs" in answer:
             answer["outputs"] = [base64.b64encode(Path(p).read_bytes()).decode("ascii")
                                  for p in answer["outputs"]]
@@ -424,25 +433,56 @@ def copy_submission(source: Path, target: Path) -> None:
 
 def copy_fonts(folder: str | None) -> None:
     """The grader's prebuilt matplotlib font list, into this home's matplotlib cache, so the
-    first pyplot import does not scan every font again."""
+    first pyplot import does not scan every font again. The cache is MPLCONFIGDIR when the
+    run names one (unsandboxed: matplotlib keeps it in ~/.matplotlib on macOS and Windows,
+    and Windows' home is not $HOME), else ~/.cache/matplotlib as matplotlib has it on Linux."""
     if not folder:
         return
-    cache = Path.home() / ".cache" / "matplotlib"
+    named = os.environ.get("MPLCONFIGDIR")
+    cache = Path(named) if named else Path.home() / ".cache" / "matplotlib"
     cache.mkdir(parents=True, exist_ok=True)
     for found in Path(folder).glob("fontlist-*.json"):
         shutil.copyfile(found, cache / found.name)
 
 
+def non_dumpable() -> bool:
+    """Make this process non-dumpable (Linux's prctl), so the student's processes, the same
+    user, can neither ptrace it nor open its descriptors through /proc. Whether it is."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (AttributeError, OSError, TypeError):
+        return False
+
+
+def channel(fd: int) -> int:
+    """The descriptor to answer on, kept from every process the agent starts. A run without
+    a sandbox answers on stdout: it is copied to a private descriptor and stdout becomes the
+    null device, before the kernel exists, so nothing the notebook prints or starts can
+    write on the channel."""
+    if fd == STDOUT_CHANNEL:
+        sys.stdout.flush()
+        fd = os.dup(STDOUT_CHANNEL)  # not inheritable
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, STDOUT_CHANNEL)
+        os.close(devnull)
+    os.set_inheritable(fd, False)
+    return fd
+
+
 def main() -> int:
-    global WORK, AGENT_DIR
+    global WORK, AGENT_DIR, PROBE_DIR
     WORK = Path.cwd()
     AGENT_DIR = Path(sys.argv[0]).parent
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        return 70
     config = protocol.decode(sys.stdin.buffer.readline())
-    fd = int(config["channel_fd"])
-    os.set_inheritable(fd, False)
+    # a sandbox (Linux) must hold the channel privately; without one the student's code
+    # runs as the user who started the check, and there is nothing to keep from it
+    if config.get("sandboxed", True) and not non_dumpable():
+        return 70
+    fd = channel(int(config["channel_fd"]))
+    if config.get("probe_dir"):
+        PROBE_DIR = Path(config["probe_dir"])
     agent = Agent(os.fdopen(fd, "wb", buffering=0), config)
     try:
         copy_submission(Path(agent.config["submission"]), WORK)

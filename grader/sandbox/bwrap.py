@@ -42,10 +42,11 @@ def executable() -> str | None:
 def write_etc(folder: Path) -> Path:
     """A minimal /etc: who the student is, localhost, and the dynamic linker's cache."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "passwd").write_text(_PASSWD)
-    (folder / "group").write_text(_GROUP)
-    (folder / "hosts").write_text(_HOSTS)
-    (folder / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+    (folder / "passwd").write_text(_PASSWD, encoding="utf-8")
+    (folder / "group").write_text(_GROUP, encoding="utf-8")
+    (folder / "hosts").write_text(_HOSTS, encoding="utf-8")
+    (folder / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n",
+                                          encoding="utf-8")
     return folder
 
 

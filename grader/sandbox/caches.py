@@ -71,7 +71,10 @@ def _build(folder: Path) -> None:
         for path in (home, config, result):
             path.mkdir()
         env = {"HOME": str(home), "MPLCONFIGDIR": str(config), "LANG": "C.UTF-8",
-               "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MPLBACKEND": "agg"}
+               "PYTHONUTF8": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "MPLBACKEND": "agg"}
+        # Windows: Python needs SYSTEMROOT to start, matplotlib WINDIR to find the fonts
+        env.update({k: os.environ[k] for k in ("SYSTEMROOT", "WINDIR") if k in os.environ})
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
                        check=True, capture_output=True, timeout=BUILD_TIMEOUT_S)
         for found in config.glob("fontlist-*.json"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -98,6 +97,8 @@ def _become_kernel(arguments: list[str], env: dict[str, str] | None, cwd: str | 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.closerange(3, 1 << 16)
+    import ctypes  # Linux: only a warm start, in a sandbox, forks its kernel
+
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     os.environ.clear()
     os.environ.update(env or {})

@@ -1,24 +1,35 @@
-"""Resource limits for one sandboxed run: a cgroup where the machine allows one, rlimits always.
+"""Resource limits for one run: a cgroup where the machine allows one, rlimits always.
 
 Which cgroup applies is detected, not assumed: cgroup v1 with writable `memory` and `pids`
 hierarchies (a root-run grader on many VMs), cgroup v2 with a writable subtree that has the
 `memory` and `pids` controllers (a delegated user slice), or none, in which case memory is held by
 RLIMIT_AS and processes by RLIMIT_NPROC. `in_force()` says which, for the report.
+
+Without a sandbox (`grade check` on a laptop, `--no-sandbox`) a run gets what its platform has,
+and nothing here may fail where a platform lacks it: cgroups only on Linux; rlimits wherever
+`resource` exists (not on Windows), imported when a run is limited, never at import; RLIMIT_AS
+only where the kernel enforces it (Linux; macOS accepts it and holds nothing); RLIMIT_NPROC
+only in a sandbox, as it counts every process and thread of the user, and a student's desktop
+runs more than a notebook's share. The wall-clock limits are the agent's and the session's and
+hold everywhere. `without_sandbox()` says in one line what holds on this platform.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: The first note of a run no sandbox held, and what `grade check` says before it starts one.
+NOT_SANDBOXED = "not sandboxed: resource limits only"
 
 
 @dataclass(frozen=True)
@@ -38,19 +49,41 @@ class ResourceLimits:
         return cls(memory_mb=memory_mb, cpu_seconds=cores * wall_seconds)
 
 
-def rlimits(limits: ResourceLimits, with_memory: bool) -> list[tuple[int, int]]:
-    """(resource, value) pairs applied to the sandbox's first process before exec.
-    `with_memory`: no cgroup holds this run, so memory and processes are held by rlimits.
-    (RLIMIT_NPROC counts every process of the host user, and a root grader's sandboxes
-    all run as the same one, so where a pids cgroup holds each run it is not set.)"""
+def _resource() -> ModuleType | None:
+    """The `resource` module, or None on a platform without rlimits (Windows). Imported here,
+    when a run is limited, so that importing the sandbox never needs it."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource
+
+
+def _address_space_enforced() -> bool:
+    """Whether RLIMIT_AS holds: Linux enforces it; macOS accepts the call and holds nothing."""
+    return sys.platform.startswith("linux")
+
+
+def rlimits(limits: ResourceLimits, with_memory: bool, *,
+            sandboxed: bool = True) -> list[tuple[int, int]]:
+    """(resource, value) pairs applied to the run's first process before exec; none on a
+    platform without rlimits. `with_memory`: no cgroup holds this run, so memory and
+    processes are held by rlimits. (RLIMIT_NPROC counts every process of the host user, and
+    a root grader's sandboxes all run as the same one, so where a pids cgroup holds each run
+    it is not set; nor without a sandbox, where the user is a student or TA whose desktop
+    alone may run more threads than the limit, so that the kernel could not even start.)"""
+    resource = _resource()
+    if resource is None:
+        return []
     pairs = [
         (resource.RLIMIT_CPU, limits.cpu_seconds),
         (resource.RLIMIT_FSIZE, limits.file_mb << 20),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
     ]
-    if with_memory:
+    if with_memory and sandboxed:
         pairs.append((resource.RLIMIT_NPROC, limits.pids))
+    if with_memory and _address_space_enforced():
         # virtual address space, not resident memory: CUDA-enabled torch reserves several GB
         pairs.append((resource.RLIMIT_AS, (limits.memory_mb + 8192) << 20))
     return pairs
@@ -181,22 +214,29 @@ def _v2(limits: ResourceLimits, name: str) -> Cgroup | None:
 
 
 def create_cgroup(limits: ResourceLimits) -> Cgroup | None:
-    """A fresh cgroup for one run with the memory and pids limits set, or None."""
+    """A fresh cgroup for one run with the memory and pids limits set, or None (always None
+    off Linux, which has neither cgroups nor /proc/self/cgroup)."""
+    if not sys.platform.startswith("linux"):
+        return None
     name = f"torchgrade-{uuid.uuid4().hex[:12]}"
     return _v1(limits, name) or _v2(limits, name)
 
 
-def preexec(limits: ResourceLimits, cgroup: Cgroup | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: join the cgroup, then lower its rlimits."""
+def preexec(limits: ResourceLimits, cgroup: Cgroup | None, *,
+            sandboxed: bool = True) -> Callable[[], None]:
+    """What the child runs between fork and exec: join the cgroup, then lower its rlimits.
+    (POSIX only: Windows has no fork, and subprocess refuses a preexec_fn there.)"""
     files = [str(p) for p in cgroup.procs_files()] if cgroup else []
-    pairs = rlimits(limits, with_memory=cgroup is None)
+    pairs = rlimits(limits, with_memory=cgroup is None, sandboxed=sandboxed)
+    resource = _resource() if pairs else None
 
     def apply() -> None:
         pid = str(os.getpid())
         for path in files:
-            with open(path, "w") as handle:
+            with open(path, "w", encoding="ascii") as handle:
                 handle.write(pid)
         for kind, value in pairs:
+            assert resource is not None
             soft, hard = resource.getrlimit(kind)
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(kind, (value, value))
@@ -204,15 +244,76 @@ def preexec(limits: ResourceLimits, cgroup: Cgroup | None) -> Callable[[], None]
     return apply
 
 
-def in_force(limits: ResourceLimits, cgroup: Cgroup | None) -> list[str]:
-    """Plain words for the report: which limits held this run, and by what."""
+def in_force(limits: ResourceLimits, cgroup: Cgroup | None, *,
+             sandboxed: bool = True) -> list[str]:
+    """Plain words for the report: which limits held this run, and by what. Without a
+    sandbox, only those this platform holds (no tmpfs, no RLIMIT_NPROC; see the module)."""
     held_by = cgroup.kind if cgroup else "rlimit"
     memory = "address space (RLIMIT_AS)" if cgroup is None else "memory"
-    return [
-        f"{memory} {limits.memory_mb} MB ({held_by})",
-        f"processes {limits.pids} ({held_by if cgroup else 'RLIMIT_NPROC'})",
-        f"CPU time {limits.cpu_seconds} s (RLIMIT_CPU)",
-        f"file size {limits.file_mb} MB (RLIMIT_FSIZE)",
-        f"open files {limits.open_files} (RLIMIT_NOFILE)",
-        f"writable space {limits.disk_mb} MB in each of home, /tmp and /dev/shm (tmpfs)",
-    ]
+    if sandboxed:
+        return [
+            f"{memory} {limits.memory_mb} MB ({held_by})",
+            f"processes {limits.pids} ({held_by if cgroup else 'RLIMIT_NPROC'})",
+            f"CPU time {limits.cpu_seconds} s (RLIMIT_CPU)",
+            f"file size {limits.file_mb} MB (RLIMIT_FSIZE)",
+            f"open files {limits.open_files} (RLIMIT_NOFILE)",
+            f"writable space {limits.disk_mb} MB in each of home, /tmp and /dev/shm (tmpfs)",
+        ]
+    held: list[str] = []
+    if cgroup is not None:
+        held += [f"memory {limits.memory_mb} MB ({held_by})",
+                 f"processes {limits.pids} ({held_by})"]
+    elif _resource() is not None and _address_space_enforced():
+        held.append(f"{memory} {limits.memory_mb} MB (rlimit)")
+    if _resource() is not None:
+        held += [f"CPU time {limits.cpu_seconds} s (RLIMIT_CPU)",
+                 f"file size {limits.file_mb} MB (RLIMIT_FSIZE)",
+                 f"open files {limits.open_files} (RLIMIT_NOFILE)"]
+    return held
+
+
+def cgroup_offered() -> bool:
+    """Whether `create_cgroup` would find a place for a run's cgroup here: the same places it
+    tries, looked at, not written (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        if all(own is not None and (CGROUP_ROOT / c / "cgroup.procs").exists()
+               and os.access(CGROUP_ROOT / c / own.lstrip("/"), os.W_OK)
+               for c, own in (("memory", _own_path("memory")), ("pids", _own_path("pids")))):
+            return True
+        own = _own_path("")
+        for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+            if own is None or not (mount / "cgroup.controllers").exists():
+                continue
+            parent = mount / own.lstrip("/")
+            enabled = (parent / "cgroup.subtree_control").read_text(encoding="ascii").split()
+            if {"memory", "pids"} <= set(enabled) and os.access(parent, os.W_OK):
+                return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def without_sandbox(notebook_seconds: int) -> str:
+    """One line for a run without bubblewrap, before it starts: what this platform (and, on
+    Linux, a cgroup it offers) limits and what it does not. The run's record says what held."""
+    rlimited, cgroup = _resource() is not None, cgroup_offered()
+    held, free = [f"time ({notebook_seconds} s)"], []
+    (held if rlimited else free).append("CPU time")
+    if cgroup:
+        held += ["memory (cgroup)", "processes (cgroup)"]
+    elif rlimited and _address_space_enforced():
+        held.append("memory (address space)")
+        free.append("processes")
+    else:
+        free += ["memory", "processes"]
+    (held if rlimited else free).extend(["file size", "open files"])
+    free += ["disk space", "network access", "your own files (the notebook runs as you)"]
+    return (f"{NOT_SANDBOXED}. On {_platform_name()}, limited: {', '.join(held)}; "
+            f"not limited: {', '.join(free)}")
+
+
+def _platform_name() -> str:
+    return {"linux": "Linux", "darwin": "macOS", "win32": "Windows"}.get(
+        sys.platform, sys.platform)

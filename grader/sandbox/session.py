@@ -10,15 +10,24 @@ the agent its settings, reads the run's record, and when the run ends, for whate
 kills every process it started and removes its cgroup. The questions asked after the notebook
 (call, modules, forward, ...) are probes.py's; both cross one pipe as size-capped JSON with
 `.npy` arrays (no pickles), checked here before anyone uses them.
+
+Without bubblewrap (`SandboxConfig(sandboxed=False)`: `grade check` on a student's laptop,
+`--no-sandbox`) the same agent runs as a plain child process on Linux, macOS or Windows. That
+path uses nothing Linux-only: no fork server, cgroup only where Linux has one, rlimits only
+where `resource` exists (limits.py), no descriptor passed but the standard three (the agent
+answers on its stdout, which it then points at the null device; Windows can pass no other),
+a thread rather than select() to read it (Windows selects only sockets), and the agent's
+process tree ended without process groups where the platform has none. What is Linux-only
+(forkserver.py, seccomp, the hand-over's mounts, pwd) is imported on the sandboxed path only.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
+import queue
 import select
 import shutil
 import signal
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,6 @@ from grader.errors import GraderError
 from grader.results import CellRecord, Outcome, RunRecord
 from grader.sandbox import bwrap, caches, limits, protocol, seccomp, user, warm
 from grader.sandbox.config import SandboxConfig
-from grader.sandbox.forkserver import CHANNEL_FD
 from grader.sandbox.probes import ProbeClient, ProbeError
 
 #: What the sandbox holds of the grader, read-only at bwrap.AGENT_DIR: the agent (first: a cold
@@ -49,6 +58,14 @@ AGENT_FILES = [Path(__file__).with_name(name)
                             "kernel_probe.py")]
 STARTUP_GRACE_S = 90  # kernel start and imports, on top of the notebook's own limit
 STDERR_KEPT = 16 << 10  # the tail of the sandbox's own stderr kept for a TA's error message
+#: The agent's channel when it runs unsandboxed: its stdout, the one descriptor every
+#: platform passes (agent.py moves it aside before anything else can write there).
+STDOUT_CHANNEL = 1
+#: fork/exec, process groups and preexec_fn: POSIX (Linux, macOS), not Windows.
+POSIX = os.name == "posix"
+#: What an unsandboxed run does not take from the host's environment: a desktop matplotlib
+#: backend (the grader's runs use the kernel's inline one) and an interactive start-up.
+_HOST_ONLY = frozenset({"MPLBACKEND", "PYTHONSTARTUP", "PYTHONINSPECT"})
 
 
 class SandboxError(GraderError):
@@ -97,7 +114,7 @@ class Session(ProbeClient):
         self.requests: Any = None  # the agent's stdin
         self.warm = False
         self.cgroup: limits.Cgroup | None = None
-        self.reader: _LineReader | None = None
+        self.reader: _Reader | None = None
         self.staging = Path(tempfile.mkdtemp(prefix="torchgrade-run-"))
         self.notes: list[str] = []
 
@@ -124,11 +141,16 @@ class Session(ProbeClient):
         env = self._env()
         fonts = caches.matplotlib_fonts()
         if cfg.sandboxed and cfg.warm and self._start_warm(staged, env, fonts):
+            from grader.sandbox.forkserver import CHANNEL_FD  # Linux only: fcntl, prctl
+
             channel_fd, fonts_seen_as = CHANNEL_FD, bwrap.FONTS_DIR if fonts else None
-        else:
+        elif cfg.sandboxed:
             channel_fd, fonts_seen_as = self._start_cold(staged, env, fonts)
+        else:
+            channel_fd, fonts_seen_as = self._start_plain(env, fonts)
         self._send({"notebook": self.notebook, "channel_fd": channel_fd,
                     "submission": bwrap.SUBMISSION_DIR if cfg.sandboxed else str(staged),
+                    "probe_dir": None if cfg.sandboxed else str(self.staging / "probe"),
                     "cell_timeout": cfg.cell_seconds, "notebook_timeout": cfg.notebook_seconds,
                     "output_limit": cfg.output_limit, "seed": cfg.seed,
                     "cpu_fallback": cfg.cpu_fallback, "cuda_sync": bool(cfg.gpus),
@@ -159,7 +181,7 @@ class Session(ProbeClient):
         of host paths and the switch to the sandbox user, so that no process of the sandbox
         is ever host root."""
         cfg = self.config
-        apply_limits = limits.preexec(cfg.resources, self.cgroup)
+        apply_limits = limits.preexec(cfg.resources, self.cgroup, sandboxed=cfg.sandboxed)
         identity = self.identity
 
         def apply() -> None:
@@ -181,30 +203,16 @@ class Session(ProbeClient):
 
     def _start_cold(self, staged: Path, env: dict[str, str],
                     fonts: Path | None) -> tuple[int, str | None]:
-        """bubblewrap (or, unsandboxed, plain limits) executes a fresh agent."""
-        cfg = self.config
+        """bubblewrap executes a fresh agent."""
         read_fd, write_fd = os.pipe()
-        exports, filter_fd = None, None
-        if cfg.sandboxed:
-            filter_fd = _seccomp_fd()
-            argv, exports = self._bwrap(staged, env, fonts, seccomp_fd=filter_fd)
-            cwd = self.staging
-            fonts_seen_as = bwrap.FONTS_DIR if fonts is not None else None
-        else:
-            cwd = self.staging / "work"
-            cwd.mkdir()
-            if cfg.data_view is not None:
-                for root in bwrap.DATA_ROOTS:
-                    (cwd / root).symlink_to(cfg.data_view)
-            argv = [sys.executable, str(AGENT_FILES[0])]
-            env["HOME"] = str(self.staging / "home")
-            fonts_seen_as = str(fonts) if fonts is not None else None
+        filter_fd = _seccomp_fd()
+        argv, exports = self._bwrap(staged, env, fonts, seccomp_fd=filter_fd)
         stderr = self._stderr()
         passed = (write_fd,) if filter_fd is None else (write_fd, filter_fd)
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
-                cwd=cwd, env=env, pass_fds=passed, start_new_session=True,
+                cwd=self.staging, env=env, pass_fds=passed, start_new_session=True,
                 preexec_fn=self._preexec(exports))
         except subprocess.SubprocessError as exc:
             raise SandboxError(f"bubblewrap could not be started: {exc}") from None
@@ -213,7 +221,34 @@ class Session(ProbeClient):
                 os.close(fd)
         self.requests = self.proc.stdin
         self.reader = _LineReader(read_fd)
-        return write_fd, fonts_seen_as
+        return write_fd, bwrap.FONTS_DIR if fonts is not None else None
+
+    def _start_plain(self, env: dict[str, str], fonts: Path | None) -> tuple[int, str | None]:
+        """No sandbox: the agent as a plain child process in the run's work folder, with the
+        limits this platform has; it answers on its stdout (STDOUT_CHANNEL)."""
+        cfg = self.config
+        cwd = self.staging / "work"
+        cwd.mkdir()
+        if cfg.data_view is not None:
+            for root in bwrap.DATA_ROOTS:
+                self.notes += _link_folder(cwd / root, cfg.data_view)
+        read_fd, write_fd = os.pipe()
+        stderr = self._stderr()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(AGENT_FILES[0])], stdin=subprocess.PIPE, stdout=write_fd,
+                stderr=stderr, cwd=cwd, env=env, start_new_session=POSIX,
+                creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+                preexec_fn=self._preexec(None) if POSIX else None)
+        except (OSError, subprocess.SubprocessError) as exc:
+            os.close(read_fd)
+            raise SandboxError(f"the notebook's Python could not be started: {exc}") from None
+        finally:
+            os.close(write_fd)
+            os.close(stderr)
+        self.requests = self.proc.stdin
+        self.reader = _ThreadedReader(read_fd)
+        return STDOUT_CHANNEL, str(fonts) if fonts is not None else None
 
     def _start_warm(self, staged: Path, env: dict[str, str], fonts: Path | None) -> bool:
         """bubblewrap builds the sandbox around a placeholder; the fork server brings in an
@@ -264,7 +299,7 @@ class Session(ProbeClient):
                 protocol.ProtocolError) as exc:
             if isinstance(exc, warm.SetupFailed):
                 warm.give_up(str(exc))
-            _kill_group(self.proc.pid)
+            _kill_tree(self.proc.pid)
             self.proc.wait()
             for fd in (*requests, *replies):
                 os.close(fd)
@@ -281,14 +316,33 @@ class Session(ProbeClient):
         return True
 
     def _env(self) -> dict[str, str]:
+        """The environment of the run's processes. In a sandbox: nothing of the host's.
+        Without one: the host's (Windows cannot start Python without SYSTEMROOT and the
+        like, and a student's kernel finds what their own Jupyter would), with the run's
+        own home and IPython and matplotlib folders, and UTF-8 for Python's files and
+        streams whatever the locale (a notebook named 作业4 on a Latin-1 or cp1252 system)."""
+        cfg = self.config
         venv_bin = str(Path(sys.executable).parent)
-        env = {
-            "HOME": bwrap.SANDBOX_HOME, "PATH": f"{venv_bin}:/usr/bin:/bin", "LANG": "C.UTF-8",
+        ours = {
             "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1",
             # course notebooks reload whole pickled nets; inside the sandbox that is allowed
             "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
-            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in self.config.gpus),
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in cfg.gpus),
         }
+        if cfg.sandboxed:
+            return {"HOME": bwrap.SANDBOX_HOME, "PATH": f"{venv_bin}:/usr/bin:/bin",
+                    "LANG": "C.UTF-8", **ours}
+        home = self.staging / "home"
+        env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY}
+        env.update(ours)
+        env.update({
+            "HOME": str(home), "IPYTHONDIR": str(home / ".ipython"),
+            "MPLCONFIGDIR": str(home / ".cache" / "matplotlib"),
+            "PATH": os.pathsep.join(p for p in (venv_bin, os.environ.get("PATH")) if p),
+            "PYTHONUTF8": "1", "PYTHONIOENCODING": "utf-8",
+        })
+        if sys.platform.startswith("linux"):
+            env["LANG"] = "C.UTF-8"
         return env
 
     def close(self) -> None:
@@ -301,7 +355,7 @@ class Session(ProbeClient):
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
         if self.proc is not None:
-            _kill_group(self.proc.pid)
+            _kill_tree(self.proc.pid)
             self.proc.wait()
             for stream in (self.proc.stdin, self.proc.stdout):
                 if stream:
@@ -316,7 +370,7 @@ class Session(ProbeClient):
             self.cgroup.remove()
             self.cgroup = None
         if self.reader is not None:
-            os.close(self.reader.fd)
+            self.reader.close()
             self.reader = None
         if self.stderr is not None:
             self.stderr.join(timeout=2)
@@ -332,7 +386,8 @@ class Session(ProbeClient):
         start = time.monotonic()
         deadline = start + cfg.notebook_seconds + STARTUP_GRACE_S
         base = dict(sandboxed=cfg.sandboxed, notes=list(self.notes),
-                    limits=limits.in_force(cfg.resources, self.cgroup))
+                    limits=limits.in_force(cfg.resources, self.cgroup,
+                                           sandboxed=cfg.sandboxed))
         try:
             message = self._receive(deadline)
         except TimeoutError:
@@ -348,7 +403,7 @@ class Session(ProbeClient):
         # what the start did not use of its grace is not the questions' to take
         self.deadline = min(self.deadline, time.monotonic() + cfg.question_seconds)
         if not cfg.sandboxed:
-            self.record.notes.insert(0, "not sandboxed: resource limits only")
+            self.record.notes.insert(0, limits.NOT_SANDBOXED)
         if cfg.cpu_fallback and not cfg.gpus and ".cuda(" in (self.record.notebook or ""):
             self.record.notes.append(f"the grader has no GPU: .cuda() calls ran on the CPU "
                                      f"(the run took {self.record.wall_seconds:.0f} s)")
@@ -401,7 +456,7 @@ class Session(ProbeClient):
         if self.cgroup is not None:
             self.cgroup.kill()
         if self.proc is not None:
-            _kill_group(self.proc.pid)
+            _kill_tree(self.proc.pid)
 
     # ------------------------------------------------------------------ the channel
 
@@ -459,6 +514,8 @@ class Exports:
 
     def mount(self) -> None:
         """In the forked child, as root, before it becomes the sandbox user."""
+        import ctypes  # Linux only, and only a root grader's sandbox gets here
+
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(CLONE_NEWNS) != 0:
             raise OSError(ctypes.get_errno(), "cannot make a mount namespace")
@@ -513,8 +570,8 @@ class _Tail(threading.Thread):
         return bytes(self.data[-self.keep:]).decode("utf-8", "replace")
 
 
-class _LineReader:
-    """Reads newline-terminated messages from a pipe with a deadline and a size cap."""
+class _Reader(ABC):
+    """Newline-terminated messages from a pipe, with a deadline and a size cap."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -532,12 +589,73 @@ class _LineReader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self.fd], [], [], min(remaining, 1.0))
-            if ready:
-                chunk = os.read(self.fd, 1 << 20)
-                if not chunk:
-                    return None
+            chunk = self._chunk(min(remaining, 1.0))
+            if chunk == b"":
+                return None
+            if chunk is not None:
                 self.buffer += chunk
+
+    @abstractmethod
+    def _chunk(self, timeout: float) -> bytes | None:
+        """What the pipe holds within `timeout` seconds: None if nothing came, b"" at its
+        end."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """The pipe is no longer read."""
+
+
+class _LineReader(_Reader):
+    """Reads with select() (pipes: POSIX only)."""
+
+    def _chunk(self, timeout: float) -> bytes | None:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        return os.read(self.fd, 1 << 20) if ready else None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _ThreadedReader(_Reader):
+    """Reads in a thread of its own, as Windows cannot select() a pipe: the run without a
+    sandbox, on every platform, so that the path Windows takes is the one tested. The thread
+    stops taking more once a line is over the cap, and owns the descriptor: it closes it at
+    the pipe's end (the agent's death), so it is never closed under a read in flight."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd)
+        self.ended = False  # the pipe's end was read: every later read says so at once
+        self.chunks: queue.Queue[bytes] = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, name="sandbox-channel", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        taken = 0
+        try:
+            while taken <= protocol.MAX_LINE_BYTES + (1 << 20):
+                chunk = os.read(self.fd, 1 << 20)
+                self.chunks.put(chunk)
+                if not chunk:
+                    return
+                newline = chunk.rfind(b"\n")
+                taken = len(chunk) - newline - 1 if newline >= 0 else taken + len(chunk)
+        except OSError:
+            self.chunks.put(b"")
+        finally:
+            os.close(self.fd)
+
+    def _chunk(self, timeout: float) -> bytes | None:
+        if self.ended:
+            return b""
+        try:
+            chunk = self.chunks.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.ended = not chunk
+        return chunk
+
+    def close(self) -> None:
+        self.thread.join(timeout=2)
 
 
 def _first_pid(fd: int, deadline: float) -> int:
@@ -554,9 +672,35 @@ def _first_pid(fd: int, deadline: float) -> int:
     raise SandboxError(f"bubblewrap did not start the sandbox ({raw[:200]!r})")
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _kill_tree(pid: int) -> None:
+    """Kill the run's first process and everything it started. POSIX: its process group (it
+    was made a session leader). Windows has no process group to signal: taskkill ends the
+    process and its descendants by their parent ids."""
+    if POSIX:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True,
+                       timeout=30, check=False)
+
+
+def _link_folder(link: Path, target: Path) -> list[str]:
+    """`link` made to show the folder `target` (the public MNIST view in an unsandboxed
+    run): a symbolic link, or on Windows, where one needs a privilege, a junction; a note
+    if neither could be made (the notebook then finds no data there)."""
+    try:
+        link.symlink_to(target, target_is_directory=True)
+        return []
+    except OSError as exc:
+        failure = exc
+    if os.name == "nt":
+        with contextlib.suppress(ImportError, OSError):
+            import _winapi
+
+            _winapi.CreateJunction(str(target), str(link))
+            return []
+    return [f"the public data could not be linked at ./{link.name} ({failure.strerror})"]
 
 
 def _cell(raw: Any) -> CellRecord:
@@ -586,7 +730,8 @@ def _mounted_under(folder: Path) -> bool:
     folder would delete through it into the host's files, so it is then left in place."""
     prefix = str(folder)
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        for line in Path("/proc/self/mountinfo").read_text(encoding="utf-8",
+                                                           errors="replace").splitlines():
             point = line.split()[4].replace("\\040", " ")
             if point == prefix or point.startswith(prefix + "/"):
                 return True

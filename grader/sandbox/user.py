@@ -19,7 +19,6 @@ root) creates the user:
 from __future__ import annotations
 
 import os
-import pwd
 from dataclasses import dataclass
 
 DEFAULT_USER = "torchgrade-sandbox"
@@ -51,7 +50,10 @@ def name() -> str:
 def sandbox_identity() -> Identity:
     """The host user every sandbox of this grader runs as: the grader's own user, or the
     dedicated one when the grader is root. Raises NoSandboxUser with the fix when root has
-    none, or when the one named is root itself."""
+    none, or when the one named is root itself. (`pwd` is imported here: only a sandbox,
+    on Linux, asks, and Windows has no such module.)"""
+    import pwd
+
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
         return Identity(entry.pw_name, entry.pw_uid, os.getegid())

@@ -350,4 +350,5 @@ def _forget_after_fork() -> None:
     _state = WarmStart()
 
 
-os.register_at_fork(after_in_child=_forget_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; without fork (Windows) there is no warm start
+    os.register_at_fork(after_in_child=_forget_after_fork)
