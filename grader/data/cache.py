@@ -12,7 +12,6 @@ complete, so an interrupted or failed fetch leaves nothing behind that looks lik
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import os
 import shutil
@@ -20,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -116,11 +116,24 @@ def _lock(root: Path) -> Iterator[None]:
     """One provisioning at a time per cache, across processes (workers may share a home)."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _locking(handle, True)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _locking(handle, False)
+
+
+def _locking(handle: IO[str], take: bool) -> None:
+    """Take or give back the cache's lock: flock where there is one (Linux, macOS), else
+    Windows' msvcrt.locking (imported here, so that no platform's module is needed on another)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt  # type: ignore[import-not-found]
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if take else msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
 
 
 def _source_of(root: Path) -> str:

@@ -70,7 +70,8 @@ def open_regular(path: Path, max_bytes: int | None = None) -> Iterator[BinaryIO]
     """`path` opened for reading, only if it is a plain file of its own: the last component is
     opened with O_NOFOLLOW (a symbolic link fails), what was opened must be a regular file with
     one name, at exactly this path (no folder on the way a link), and at most `max_bytes`."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_BINARY", 0) | getattr(
+        os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)  # Windows has neither of the last
     try:
         fd = os.open(path, flags)
     except OSError as exc:

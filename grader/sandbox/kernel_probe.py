@@ -54,10 +54,12 @@ def freeze(own_threads: list[int]) -> dict[str, int]:
     for ident in list(sys._current_frames()):
         if ident != main and ident not in own_threads:
             stopped += raise_in(ident, Frozen)
-    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
-        signal.setitimer(timer, 0)
+    if hasattr(signal, "setitimer"):  # not on Windows
+        for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+            signal.setitimer(timer, 0)
+    kept = {signal.SIGINT, getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)}
     for signum in signal.valid_signals():
-        if signum in (signal.SIGINT, signal.SIGKILL, signal.SIGSTOP):
+        if signum in kept:
             continue
         try:
             if signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN, None):
