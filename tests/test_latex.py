@@ -105,6 +105,15 @@ def test_a_layout_is_accepted_by_its_mistake_and_noted():
     assert describe(reading) == "db1 right (per-sample bias convention)"
 
 
+def test_a_per_sample_bias_gradient_is_right_in_either_layout():
+    """`db2 = -2 (Y - Y_pred)^T` is the per-sample gradients as a row (1 x n): as right as the
+    column n x 1, never "shape [1, 5], expected [1]"."""
+    for written in ("-2 (Y - \\hat{Y})", "-2 (Y - \\hat{Y})^T"):
+        reading = latex.judge_markdown([f"${P}b_2}} = {written}$"], np.random.default_rng())
+        assert (reading["db2"].verdict, reading["db2"].layouts) == (
+            "right", {Mistake.BIAS_NOT_SUMMED}), written
+
+
 def test_the_corpus_is_large_and_varied():
     verdicts = [c[2] for c in CORPUS]
     assert len(CORPUS) >= 40

@@ -107,9 +107,13 @@ def _shape_mistake(mine: np.ndarray, right: np.ndarray, n: int) -> Mistake:
                                                      and _relative(a, right) <= RTOL)
     if mine.ndim == 2 and close(mine.T):
         return Mistake.TRANSPOSED
-    if mine.ndim >= 1 and mine.shape[0] == n and _reshape(mine.sum(0), right) is not None \
-            and _relative(_reshape(mine.sum(0), right), right) <= RTOL:
-        return Mistake.BIAS_NOT_SUMMED
+    per_sample = [mine] if mine.ndim >= 1 and mine.shape[0] == n else []
+    if mine.ndim == 2 and mine.shape[1] == n:
+        per_sample.append(mine.T)  # per-sample gradients laid out as columns: (width, n)
+    for each in per_sample:
+        summed = _reshape(each.sum(0), right)
+        if summed is not None and _relative(summed, right) <= RTOL:
+            return Mistake.BIAS_NOT_SUMMED
     return Mistake.SHAPE
 
 
