@@ -41,7 +41,13 @@ def grade(*args: str, env: dict | None = None, check: bool = True) -> str:
     return result.stdout + result.stderr
 
 
+#: What no student-facing feedback may ever be: an exception's text or a traceback.
+RAW = re.compile(r"Error:|Traceback|KeyError")
+
+
 def rows(out: Path) -> dict[tuple[str, str], dict]:
+    """Every current result of a gradebook, with its items; and, for every grading these tests
+    do, the check that no item's feedback is an exception's text."""
     db = sqlite3.connect(out / "gradebook.sqlite")
     db.row_factory = sqlite3.Row
     found = {}
@@ -49,6 +55,9 @@ def rows(out: Path) -> dict[tuple[str, str], dict]:
         items = db.execute("SELECT * FROM items WHERE key = ? ORDER BY position", (row["key"],))
         found[(row["student"], row["notebook"])] = {**dict(row), "items": [dict(i) for i in items]}
     db.close()
+    raw = [(key, i["feedback"]) for key, row in found.items() for i in row["items"]
+           if RAW.search(i["feedback"])]
+    assert raw == [], raw
     return found
 
 
@@ -206,7 +215,7 @@ def test_exports(tmp_path):
     assert bob["score"] == 11
     visibility = {t["name"]: t["visibility"] for t in bob["tests"]}
     assert visibility["The four gradients are right on fresh inputs"] == "visible"
-    assert visibility["The trained net fits the slide's data"] == "hidden"  # until released
+    assert visibility["The trained net fits the slide's curve on fresh points"] == "hidden"
     assert "bob,,,bob,,11" in (out / "canvas.csv").read_text()
 
 
@@ -294,11 +303,25 @@ def test_the_slow_w5_example_times_out_yet_keeps_its_semantics_points(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(),
                     reason="on a GPU machine carol's .cuda() simply works")
-def test_course_era_cuda_example_fails_on_a_cpu_grader_with_the_reason(tmp_path, synthetic_mnist):
+def test_course_era_cuda_example_runs_on_a_cpu_grader_unless_the_ta_wants_the_error(
+        tmp_path, synthetic_mnist):
+    """By default a `.cuda()` notebook runs on a grader without a GPU, and its report says it
+    was moved to the CPU; a TA who sets `cpu_fallback = false` gets the driver's error."""
     folder = copy_examples(tmp_path / "class", "carol_W6_MNIST_FC.ipynb")
     out = tmp_path / "out"
     grade(str(folder), "--hw", "W6", "--out", str(out), "--no-gpus", env=synthetic_mnist)
     carol = rows(out)[("carol", "W6_MNIST_FC.ipynb")]
+    assert "NVIDIA" not in carol["reason"]
+    notes = json.loads(carol["record"])["notes"]
+    assert any(".cuda() calls ran on the CPU" in note for note in notes), notes
+    rubrics = tmp_path / "assignments"
+    shutil.copytree(SUBMISSIONS.parent / "assignments", rubrics)
+    toml = rubrics / "W6" / "assignment.toml"
+    toml.write_text(toml.read_text().replace("[limits]\n", "[limits]\ncpu_fallback = false\n"))
+    strict = tmp_path / "strict"
+    grade(str(folder), "--hw", "W6", "--out", str(strict), "--no-gpus", "--assignments",
+          str(rubrics), env=synthetic_mnist)
+    carol = rows(strict)[("carol", "W6_MNIST_FC.ipynb")]
     assert carol["outcome"] == "error" and "NVIDIA" in carol["reason"]
     assert carol["total"] == 0
 
