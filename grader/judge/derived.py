@@ -811,33 +811,30 @@ def _call_name(node: ast.expr) -> tuple[str, ast.Call | None]:
     return dotted, node
 
 
-def _matmul(node: ast.expr) -> tuple[ast.expr, ast.expr] | None:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+def _binary(node: ast.expr, op: type[ast.operator], functions: tuple[str, ...],
+            methods: tuple[str, ...]) -> tuple[ast.expr, ast.expr] | None:
+    """The two operands of `a <op> b`, of `f(a, b)` for one of `functions`, or of `a.m(b)` for
+    one of `methods`; None for anything else."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, op):
         return node.left, node.right
     name, call = _call_name(node)
     if call is None:
         return None
-    if name in ("torch.mm", "torch.matmul", "numpy.dot", "numpy.matmul") and len(
-            call.args) == 2:
+    if name in functions and len(call.args) == 2:
         return call.args[0], call.args[1]
-    if name in (".mm", ".matmul", ".dot") and len(call.args) == 1:
+    if name in methods and len(call.args) == 1:
         assert isinstance(call.func, ast.Attribute)
         return call.func.value, call.args[0]
     return None
+
+
+def _matmul(node: ast.expr) -> tuple[ast.expr, ast.expr] | None:
+    return _binary(node, ast.MatMult, ("torch.mm", "torch.matmul", "numpy.dot", "numpy.matmul"),
+                   (".mm", ".matmul", ".dot"))
 
 
 def _add(node: ast.expr) -> tuple[ast.expr, ast.expr] | None:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return node.left, node.right
-    name, call = _call_name(node)
-    if call is None:
-        return None
-    if name in ("torch.add", "numpy.add") and len(call.args) == 2:
-        return call.args[0], call.args[1]
-    if name == ".add" and len(call.args) == 1:
-        assert isinstance(call.func, ast.Attribute)
-        return call.func.value, call.args[0]
-    return None
+    return _binary(node, ast.Add, ("torch.add", "numpy.add"), (".add",))
 
 
 def _affine(node: ast.expr) -> tuple[ast.expr, ast.expr, ast.expr] | None:
