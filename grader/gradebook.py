@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from grader import i18n
 from grader.errors import GraderError
 from grader.results import (
     CellRecord,
@@ -57,7 +58,7 @@ JSON_DEPTH = 20
 RESULT_COLUMNS = ", ".join(f"r.{c}" for c in (
     "key", "hw", "student", "notebook", "content_hash", "outcome", "reason", "total", "max",
     "wall_seconds", "device", "record", "graded_at"))
-ITEM_COLUMNS = "key, position, name, score, max, feedback, hidden, status, title"
+ITEM_COLUMNS = "key, position, name, score, max, feedback, hidden, status, title, said"
 OVERRIDE_COLUMNS = "hw, student, notebook, item, score, reason, by, at, machine"
 LOG_COLUMNS = "id, hw, student, notebook, item, old, new, reason, by, at"
 LISTED = 10                # names listed in an error before "… and N more"
@@ -88,6 +89,7 @@ CREATE TABLE IF NOT EXISTS items (
     hidden   INTEGER NOT NULL,
     status   TEXT NOT NULL,
     title    TEXT NOT NULL DEFAULT '',
+    said     TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (key, position)
 );
 CREATE TABLE IF NOT EXISTS attachments (
@@ -240,9 +242,24 @@ def _item(item: Item) -> Item:
     which lives in the overrides table alone."""
     score = item.machine if item.override is not None and item.machine is not None \
         else item.score
-    return Item(_text(item.name, NAME_CHARS), _number(score), _number(item.max),
-                _text(item.feedback, FEEDBACK_CHARS), item.hidden is True,
-                ItemStatus.of(item.status), _text(item.title, NAME_CHARS))
+    feedback = _text(item.feedback, FEEDBACK_CHARS)
+    return Item(_text(item.name, NAME_CHARS), _number(score), _number(item.max), feedback,
+                item.hidden is True, ItemStatus.of(item.status), _text(item.title, NAME_CHARS),
+                said=_said(item.said, feedback))
+
+
+def _stored_said(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _said(said: Any, feedback: str) -> dict[str, Any] | None:
+    """The feedback's structure, kept only when it says exactly the stored feedback (a
+    feedback cut to length is shown as the text it is, in English)."""
+    words = i18n.Words.from_json(said) if said else None
+    return words.to_json() if words is not None and str(words) == feedback else None
 
 
 def clean_environment(environment: Any) -> dict[str, Any]:
@@ -466,6 +483,8 @@ class Gradebook:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
         if "title" not in columns:
             self.db.execute("ALTER TABLE items ADD COLUMN title TEXT NOT NULL DEFAULT ''")
+        if "said" not in columns:  # feedback kept as English text only
+            self.db.execute("ALTER TABLE items ADD COLUMN said TEXT NOT NULL DEFAULT ''")
 
     def _drop_shared_results(self) -> int:
         """Older gradebooks keyed a result by its content alone, so two students who handed in
@@ -519,9 +538,10 @@ class Gradebook:
                        (key, hw, result.student, result.notebook, result.content_hash,
                         run.outcome, run.reason, result.total, result.max, run.wall_seconds,
                         device, record, time.time()))
-            db.executemany(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", [
+            db.executemany(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", [
                 (key, i, item.name, item.score, item.max, item.feedback, int(item.hidden),
-                 str(item.status), item.title) for i, item in enumerate(result.items)])
+                 str(item.status), item.title, json.dumps(item.said) if item.said else "")
+                for i, item in enumerate(result.items)])
             db.execute("DELETE FROM attachments WHERE key = ?", (key,))
             db.executemany("INSERT INTO attachments VALUES (?, ?, ?)", [
                 (key, name, zlib.compress(body.encode())) for name, body in (
@@ -609,9 +629,10 @@ class Gradebook:
 
     def _machine_items(self, key: str) -> list[Item]:
         """The items stored under `key`: the machine's scores, no override applied."""
-        return [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title)
-                for name, score, most, feedback, hidden, status, title in self.db.execute(
-                    "SELECT name, score, max, feedback, hidden, status, title FROM items"
+        return [Item(name, score, most, feedback, bool(hidden), ItemStatus.of(status), title,
+                     said=_stored_said(said))
+                for name, score, most, feedback, hidden, status, title, said in self.db.execute(
+                    "SELECT name, score, max, feedback, hidden, status, title, said FROM items"
                     " WHERE key = ? ORDER BY position", (key,))]
 
     # ------------------------------------------------------------------------- overrides

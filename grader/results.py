@@ -104,6 +104,7 @@ class Item:
     title: str = ""
     override: Override | None = None  # a TA's score, which counts instead of the machine's
     machine: float | None = None      # the machine's own score, when an override replaced it
+    said: Any = None  # the feedback's template and arguments (grader.i18n.Words.to_json)
 
     @property
     def heading(self) -> str:

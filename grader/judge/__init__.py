@@ -32,6 +32,9 @@ The mini-batch loop written out, without `minibatches` or `batch_gradients` (W5)
     judge_batch_loss      whether its loss is the batch mean and its gradients are zeroed
 Verdicts and their words
     Mistake, Verdict, Reading, describe, summarize, summarize_readings
+    say, N_, Words        a sentence for the student that the report can say in Chinese too:
+                          `say("{name} is off by {k}", name=..., k=...)`; the English
+                          template is the catalog's message id (grader/i18n.py)
 Models (W6)
     find_model, predictions, fraction_correct, accuracy, confusion, misclassified,
     verify_layers, architecture_notes, LAYER_KINDS (the layer kinds `verify_layers` checks,
@@ -86,6 +89,7 @@ if TYPE_CHECKING:
         verify_layers,
     )
     from grader.judge.models import find as find_model
+    from grader.i18n import N_, Words, say
     from grader.judge.saved import judge_saving, saved_files
 
 __all__ = [
@@ -100,12 +104,16 @@ __all__ = [
     "find_batch_loop", "check_batching", "judge_batch_loss",
     # verdicts and their words
     "Mistake", "Verdict", "Reading", "describe", "summarize", "summarize_readings",
+    "say", "N_", "Words",
     # models (W6)
     "find_model", "predictions", "fraction_correct", "accuracy", "confusion", "misclassified",
     "verify_layers", "architecture_notes", "LAYER_KINDS",
     # regression models and saved models (W4, W5)
     "regression_fit", "saved_files", "judge_saving",
 ]
+
+#: The sentence-making names, from grader.i18n (which imports no torch).
+_WORDS = ("say", "N_", "Words")
 
 # Where each public name lives: (module under grader.judge, its name there).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -153,6 +161,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 def __getattr__(name: str) -> Any:
     """A public name, loaded from its module on first use."""
+    if name in _WORDS:
+        return getattr(import_module("grader.i18n"), name)
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attribute = _EXPORTS[name]

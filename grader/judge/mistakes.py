@@ -2,9 +2,10 @@
 
 A gradient's verdict and a written derivative's reading carry a `Mistake` and the numbers its
 message needs (the gradient's name, the batch size, the shapes); nothing that decides a score
-reads the rendered text. `describe`, `summarize` and `summarize_readings` render that data in
-English from the templates below, so a rewording changes no score and a catalog in another
-language only has to supply the same templates.
+reads the rendered text. `describe`, `summarize` and `summarize_readings` render that data from
+the templates below as `Words`: English text that keeps its template and numbers, so a
+rewording changes no score and the report says the same diagnosis in Chinese from the catalog
+(grader/locale/zh.po).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+from grader.i18n import N_, Words, say
 
 NAMES = ("dW1", "db1", "dW2", "db2")
 
@@ -76,41 +79,41 @@ class Reading:
         return self.check.mistake if self.check is not None else Mistake.NONE
 
 
-# ----------------------------------------------------------------------------- English
+# ----------------------------------------------------------------------------- words
 
 # Mistakes several gradients share: one phrase after the names it applies to.
 _SHARED = {
-    Mistake.SIGMOID_DERIVATIVE: "the sigmoid derivative h_sigmoid ⊙ (1 − h_sigmoid) is missing "
-                                "from the chain rule",
-    Mistake.FACTOR_TWO: "the factor 2 from the square is missing (f = ||Y − Y_pred||², so "
-                        "df/dY_pred = 2(Y_pred − Y))",
-    Mistake.OFF_BY_N: "every gradient is off by a factor of n = {n}: the loss is the Frobenius "
-                      "sum ||Y − Y_pred||²_F, not the mean (MSE)",
-    Mistake.SIGN: "the sign is reversed: the gradient points uphill (Y − Y_pred instead of "
-                  "Y_pred − Y)",
-    Mistake.WRONG_COUNT: "`gradients` returned {returned} values; it must return dW1, db1, dW2, "
-                         "db2",
+    Mistake.SIGMOID_DERIVATIVE: N_("the sigmoid derivative h_sigmoid ⊙ (1 − h_sigmoid) is "
+                                   "missing from the chain rule"),
+    Mistake.FACTOR_TWO: N_("the factor 2 from the square is missing (f = ||Y − Y_pred||², so "
+                           "df/dY_pred = 2(Y_pred − Y))"),
+    Mistake.OFF_BY_N: N_("every gradient is off by a factor of n = {n}: the loss is the "
+                         "Frobenius sum ||Y − Y_pred||²_F, not the mean (MSE)"),
+    Mistake.SIGN: N_("the sign is reversed: the gradient points uphill (Y − Y_pred instead of "
+                     "Y_pred − Y)"),
+    Mistake.WRONG_COUNT: N_("`gradients` returned {returned} values; it must return dW1, db1, "
+                            "dW2, db2"),
 }
 # Mistakes of one gradient: a sentence that names it.
 _OWN = {
-    Mistake.NONE: "{name} right",
-    Mistake.NOT_FINITE: "{name} contains NaN or infinity",
-    Mistake.TRANSPOSED: "{name} is transposed: shape {shape}, expected {expected}",
-    Mistake.BIAS_NOT_SUMMED: "{name} is not summed over the batch: the bias is shared by all {n} "
-                             "samples, so its gradient is the sum of the per-sample gradients "
-                             "(shape {expected}, got {shape})",
-    Mistake.SHAPE: "{name} has shape {shape}, expected {expected}",
-    Mistake.MISMATCH: "{name} does not match the derivative (relative error {error:.2g})",
+    Mistake.NONE: N_("{name} right"),
+    Mistake.NOT_FINITE: N_("{name} contains NaN or infinity"),
+    Mistake.TRANSPOSED: N_("{name} is transposed: shape {shape}, expected {expected}"),
+    Mistake.BIAS_NOT_SUMMED: N_("{name} is not summed over the batch: the bias is shared by all "
+                                "{n} samples, so its gradient is the sum of the per-sample "
+                                "gradients (shape {expected}, got {shape})"),
+    Mistake.SHAPE: N_("{name} has shape {shape}, expected {expected}"),
+    Mistake.MISMATCH: N_("{name} does not match the derivative (relative error {error:.2g})"),
 }
 # What a reading says without naming its gradient: its name goes first where it is listed.
 _UNNAMED = {
-    Mistake.UNREADABLE: "could not read: {reason}",
-    Mistake.MISSING: "not found",
+    Mistake.UNREADABLE: N_("could not read: {reason}"),
+    Mistake.MISSING: N_("not found"),
 }
-_LAYOUT = {Mistake.TRANSPOSED: "written transposed",
-           Mistake.BIAS_NOT_SUMMED: "per-sample bias convention"}
-_NAMED = "{names}: {text}"
-_RIGHT_IN = "{name} right ({layouts})"
+_LAYOUT = {Mistake.TRANSPOSED: N_("written transposed"),
+           Mistake.BIAS_NOT_SUMMED: N_("per-sample bias convention")}
+_NAMED = N_("{names}: {text}")
+_RIGHT_IN = N_("{name} right ({layouts})")
 _LIST = ", "
 _JOIN = "; "
 
@@ -129,36 +132,41 @@ def _fields(verdict: Verdict) -> dict[str, object]:
             "returned": verdict.returned}
 
 
-def _shared(verdict: Verdict, names: str) -> str:
-    text = _SHARED[verdict.mistake].format(**_fields(verdict))
-    return _NAMED.format(names=names, text=text)
+def _phrase(verdict: Verdict) -> Words:
+    """The shared phrase of a verdict's mistake, filled with only the fields it shows."""
+    return Words(_SHARED[verdict.mistake], _fields(verdict))
 
 
-def describe(found: Verdict | Reading) -> str:
-    """The student's feedback for one verdict or reading, rendered from its data alone."""
+def _shared(verdict: Verdict, names: str) -> Words:
+    return say(_NAMED, names=names, text=_phrase(verdict))
+
+
+def describe(found: Verdict | Reading) -> Words:
+    """The student's feedback for one verdict or reading, rendered from its data alone: an
+    English `Words` that the report says again in the student's language."""
     if isinstance(found, Reading):
         return _describe_reading(found)
     if found.mistake in _WHOLE:
-        return _SHARED[found.mistake].format(**_fields(found))
+        return _phrase(found)
     if found.mistake in _SHARED:
         return _shared(found, found.name)
-    return _OWN[found.mistake].format(**_fields(found))
+    return Words(_OWN[found.mistake], _fields(found))
 
 
-def _describe_reading(reading: Reading) -> str:
+def _describe_reading(reading: Reading) -> Words:
     if reading.verdict == "definition":
-        return ""
+        return Words("")
     if reading.verdict == "unreadable":
-        return _UNNAMED[Mistake.UNREADABLE].format(reason=reading.reason)
+        return say(_UNNAMED[Mistake.UNREADABLE], reason=reading.reason)
     if reading.check is not None:
         return describe(reading.check)
     if reading.layouts:
-        layouts = _LIST.join(sorted(_LAYOUT[m] for m in reading.layouts))
-        return _RIGHT_IN.format(name=reading.target, layouts=layouts)
-    return _OWN[Mistake.NONE].format(name=reading.target)
+        layouts = Words.join(sorted(_LAYOUT[m] for m in reading.layouts), _LIST)
+        return say(_RIGHT_IN, name=reading.target, layouts=layouts)
+    return say(_OWN[Mistake.NONE], name=reading.target)
 
 
-def summarize(wrong: Iterable[Verdict]) -> str:
+def summarize(wrong: Iterable[Verdict]) -> Words:
     """One line for these wrong verdicts (one per gradient), a shared mistake told once for
     all the gradients it applies to, in the order the mistakes were first met."""
     groups: dict[tuple[object, ...], list[Verdict]] = {}
@@ -169,54 +177,58 @@ def summarize(wrong: Iterable[Verdict]) -> str:
         else:
             key = (verdict.mistake, verdict.name)
         groups.setdefault(key, []).append(verdict)
-    return _JOIN.join(
+    return Words.join(
         _shared(group[0], _LIST.join(v.name for v in group)) if group[0].mistake in _SHARED
         else describe(group[0]) for group in groups.values())
 
 
-def summarize_readings(best: Mapping[str, Reading], names: Iterable[str] = NAMES) -> str:
+def summarize_readings(best: Mapping[str, Reading], names: Iterable[str] = NAMES) -> Words:
     """One line on the written derivatives: each one missing, wrong, unreadable, or accepted in
     another layout, named; the plainly right ones go unmentioned."""
-    notes = []
+    notes: list[str] = []
     for name in names:
         reading = best.get(name)
         if reading is None:
-            notes.append(_NAMED.format(names=name, text=_UNNAMED[Mistake.MISSING]))
+            notes.append(say(_NAMED, names=name, text=say(_UNNAMED[Mistake.MISSING])))
         elif reading.verdict != "right" or reading.layouts:
             text = describe(reading)
-            notes.append(_NAMED.format(names=name, text=text)
+            notes.append(say(_NAMED, names=name, text=text)
                          if reading.mistake in _UNNAMED else text)
-    return _JOIN.join(notes)
+    return Words.join(notes)
 
 
 #: What a student's code raising one of these while the grader asked about it means, in words.
 _UNDEFINED = ("NameError", "KeyError", "AttributeError", "ImportError", "ModuleNotFoundError",
               "UnboundLocalError")
 _UNFIT = ("TypeError", "ValueError", "IndexError", "RuntimeError")
+_WHILE = N_(" while the grader was {asked}")
 
 
-def unanswered(asked: str, kind: str, raised: str) -> str:
+def unanswered(asked: str, kind: str, raised: str) -> Words:
     """A rubric check that could not finish because a question to the notebook got no answer,
     said in words a student acts on, never the exception's text. `asked` is what the grader
     was asking ("calling `gradients`"; "" when unknown), `kind` the ProbeError's kind, and
     `raised` the name of the exception the student's code raised."""
-    while_ = f" while the grader was {asked}" if asked else ""
+    while_ = say(_WHILE, asked=asked) if asked else ""
     if kind == "timeout":
-        return f"your notebook did not answer in time{while_}: the run was ended"
-    if kind in ("closed", "malformed"):
-        return f"your notebook's run ended, or answered something unreadable,{while_}; " \
-               "run it from the top to see why"
-    if raised in _UNDEFINED:
-        return f"something this check needs is not defined in your notebook{while_}: " \
-               "check the names the homework asks for and run the notebook from the top"
-    if raised in _UNFIT:
-        return f"your code did not accept the inputs this check gives it{while_} (their " \
-               "shapes or types): try it on inputs of other sizes"
-    return f"your code stopped with an error{while_}; run the notebook from the top to see it"
+        template = N_("your notebook did not answer in time{while_}: the run was ended")
+    elif kind in ("closed", "malformed"):
+        template = N_("your notebook's run ended, or answered something unreadable,{while_}; "
+                      "run it from the top to see why")
+    elif raised in _UNDEFINED:
+        template = N_("something this check needs is not defined in your notebook{while_}: "
+                      "check the names the homework asks for and run the notebook from the top")
+    elif raised in _UNFIT:
+        template = N_("your code did not accept the inputs this check gives it{while_} (their "
+                      "shapes or types): try it on inputs of other sizes")
+    else:
+        template = N_("your code stopped with an error{while_}; run the notebook from the top "
+                      "to see it")
+    return say(template, while_=while_)
 
 
-def unfinished() -> str:
+def unfinished() -> Words:
     """A rubric check that raised in the grader's own code (on what the notebook returned, or
     a rubric's bug): said so, never in the exception's text."""
-    return "the grader could not finish this check on what your notebook returned (this is " \
-           "not a verdict on your work): the course staff will look at it"
+    return say(N_("the grader could not finish this check on what your notebook returned (this "
+                  "is not a verdict on your work): the course staff will look at it"))

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from grader import i18n
 from grader.judge import mistakes
 from grader.results import HIDDEN_EVIDENCE, Item
 from grader.sandbox import ProbeError
@@ -70,6 +71,7 @@ class _Plugin:
         self.hidden = hidden
         self.items: dict[str, Item] = {}
         self.credits: dict[str, Credit] = {}
+        self.heard: dict[str, i18n.Words] = {}  # the Words made by the current test
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "points(n): what the rubric item is worth")
@@ -96,21 +98,32 @@ class _Plugin:
         title = str(getattr(report, "title", ""))
         if report.passed:
             fraction = credit.fraction if credit and credit.fraction is not None else 1.0
-            feedback = "; ".join(credit.notes) if credit else ""
+            feedback = i18n.Words.join(credit.notes) if credit else ""
             status = "passed" if fraction == 1.0 else "partial"
             self.items[report.nodeid] = Item(name, round(points * fraction, 4), points,
-                                             feedback, hidden, status, title)
+                                             feedback, hidden, status, title,
+                                             said=self._said(feedback))
         else:
             status = "failed" if report.when == "call" else "error"
             words = getattr(report, "words", "") or _message(report)
-            self.items[report.nodeid] = Item(name, 0.0, points, words, hidden, status, title)
+            self.items[report.nodeid] = Item(name, 0.0, points, str(words), hidden, status,
+                                             title, said=self._said(words))
+
+    def _said(self, feedback: str) -> Any:
+        """The structure of FEEDBACK, when it is a sentence the judge or the rubric made with
+        `say` (pytest hands an assertion's message on as plain text): the report says it
+        again in the student's language. None for a plain string."""
+        words = i18n.heard(feedback, self.heard)
+        return words.to_json() if words else None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
         """Notes the evidence a hidden test (or a fixture it set up) wrote, so the students'
         site can withhold it with the hidden items until the TA releases them."""
         before = set(self.context.evidence)
-        yield
+        with i18n.Listening() as heard:
+            self.heard = heard
+            yield
         if Path(item.path).resolve() in self.hidden:
             written = set(self.context.evidence) - before - {HIDDEN_EVIDENCE}
             if written:
@@ -122,7 +135,9 @@ class _Plugin:
         outcome = yield
         marker = item.get_closest_marker("points")
         report = outcome.get_result()
-        report.words = _words(call.excinfo, self.student)
+        with i18n.Listening() as words_heard:
+            report.words = _words(call.excinfo, self.student)
+        self.heard.update(words_heard)
         report.points = float(marker.args[0]) if marker and marker.args else 1.0
         report.hidden = Path(item.path).resolve() in self.hidden
         report.title = title(getattr(item, "obj", None))
@@ -176,18 +191,20 @@ class Asked:
 
         def asked(*args: Any, **kwargs: Any) -> Any:
             target = next((a for a in args if isinstance(a, str)), "")
-            self.last = f"{ASKING.get(name, 'asking')} `{target}`" if target else \
-                ASKING.get(name, "asking about the notebook")
+            self.last = i18n.say(i18n.N_("{verb} `{target}`"), verb=ASKING.get(
+                name, i18n.N_("asking")), target=target) if target else i18n.say(ASKING.get(
+                    name, i18n.N_("asking about the notebook")))
             return found(*args, **kwargs)
 
         return asked
 
 
 #: A question's method, as the words that say what the grader was doing.
-ASKING = {"call": "calling", "value": "reading", "forward": "running the model",
-          "load_and_forward": "loading and running", "modules": "looking for the models",
-          "read_file": "reading the file", "files": "listing the files",
-          "environment": "asking for the torch version"}
+N_ = i18n.N_
+ASKING = {"call": N_("calling"), "value": N_("reading"), "forward": N_("running the model"),
+          "load_and_forward": N_("loading and running"),
+          "modules": N_("looking for the models"), "read_file": N_("reading the file"),
+          "files": N_("listing the files"), "environment": N_("asking for the torch version")}
 
 
 def _words(excinfo: Any, student: Asked | None) -> str:
