@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from grader import late
+from grader import i18n, late
 from grader.errors import AssignmentError
 
 #: The assignments shipped with torchgrade; a TA points `--assignments DIR` at a private copy.
@@ -60,7 +60,7 @@ RELEASES = ("manual", "after_due")
 
 #: What the digest leaves out of assignment.toml: settings export reads, grading never does.
 EXPORT_TABLES = ("due", "late")
-EXPORT_FIELDS = ("release",)  # of [assignment]
+EXPORT_FIELDS = ("release", "lang")  # of [assignment]
 EXTENSIONS = "extensions.csv"  # left out of the digest even when [due] no longer names it
 
 
@@ -117,6 +117,7 @@ class Assignment:
     accuracy: Accuracy | None = None
     due: late.Due | None = None
     release: str = "manual"
+    lang: str | None = None  # the course's language for students' pages and `grade check`
 
     @property
     def points(self) -> float:
@@ -215,7 +216,18 @@ def load(folder: Path) -> Assignment:
         accuracy=None if accuracy is None else _accuracy(accuracy, f"{path} [accuracy]"),
         due=due,
         release=_release(head, due, f"{path} [assignment]"),
+        lang=_lang(head, f"{path} [assignment]"),
     )
+
+
+def _lang(head: dict, where: str) -> str | None:
+    """`lang`, the language the students read (a --lang flag overrides it), or None."""
+    if "lang" not in head:
+        return None
+    try:
+        return i18n.language(str(head["lang"]))
+    except i18n.LanguageError as exc:
+        raise AssignmentError(f"{where}: {exc}") from exc
 
 
 def _number(table: dict, key: str, where: str, default: float | None = None) -> float:

@@ -8,7 +8,7 @@ Chinese translates the template and fills in the same arguments.
 
 The catalogs are gettext `.po` files, read with Babel:
 
-    grader/locale/zh.po                  the grader's own words (judge, report, `grade check`)
+    grader/locale/zh/*.po                the grader's own words (judge.po, report.po, check.po)
     assignments/<hw>/locale/zh.po        a course's rubric titles and messages (optional)
 
 The English template is the message id, so English needs no catalog, and a text nobody
@@ -24,6 +24,7 @@ import functools
 import gettext
 import io
 import os
+import re
 import string
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -167,39 +168,102 @@ def translate(text: str, lang: str, catalogs: Iterable[gettext.NullTranslations]
     return text
 
 
-def feedback(text: str, said: Any, lang: str,
+def text(value: str, lang: str, catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
+    """Any stored English sentence in LANG: a message id as it is, else one that a template of
+    the catalogs makes (a run's reason, a note, feedback from before the structure was kept),
+    its filled-in parts said in LANG too; else VALUE unchanged."""
+    if lang == DEFAULT or not value:
+        return value
+    found = translate(value, lang, catalogs)
+    if found != value:
+        return found
+    for template, pattern in _patterns(tuple(catalogs), lang):
+        match = pattern.fullmatch(value)
+        if match:
+            parts = {k: text(v, lang, catalogs) for k, v in match.groupdict().items()}
+            try:
+                return _FORMAT.format(_bare(translate(template, lang, catalogs)), **parts)
+            except (KeyError, IndexError, ValueError, TypeError):
+                return value
+    return value
+
+
+@functools.cache
+def _patterns(catalogs: tuple[gettext.NullTranslations, ...],
+              lang: str) -> list[tuple[str, re.Pattern[str]]]:
+    """Every template with fields in the catalogs, as a pattern that matches what it makes,
+    the most specific (most literal text) first."""
+    found = []
+    for catalog in (*catalogs, translations(lang)):
+        for template in getattr(catalog, "_catalog", {}):
+            if isinstance(template, str) and template and fields(template):
+                found.append((template, _pattern(template)))
+    found.sort(key=lambda pair: -len(re.sub(r"\{[^}]*\}", "", pair[0])))
+    return found
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    pattern, seen = "", set()
+    for literal, name, _, _ in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if name is not None:
+            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.+?)"
+            seen.add(name)
+    return re.compile(pattern, re.DOTALL)
+
+
+def _bare(template: str) -> str:
+    """TEMPLATE without format specs (`{error:.2g}` is `{error}`): the values it is filled
+    with were read back as text."""
+    return "".join(literal.replace("{", "{{").replace("}", "}}") + (
+        "{" + name + "}" if name is not None else "")
+        for literal, name, _, _ in string.Formatter().parse(template))
+
+
+def feedback(value: str, said: Any, lang: str,
              catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
     """A stored item's feedback in LANG: from its structure when the gradebook kept one, else
     its text looked up as a message id (a rubric's literal message), else as it is."""
     if lang == DEFAULT:
-        return text
+        return value
     words = Words.from_json(said) if said else None
-    if words is not None and str(words) == text:
+    if words is not None and str(words) == value:
         return words.render(lang, catalogs)
-    return translate(text, lang, catalogs)
+    return text(value, lang, catalogs)
 
 
 @functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
-    """The grader's own catalog for LANG (NullTranslations for English)."""
+    """The grader's own catalog for LANG, every `grader/locale/<lang>/*.po` in one
+    (NullTranslations for English)."""
     if lang == DEFAULT:
         return gettext.NullTranslations()
-    return catalog(LOCALE / f"{language(lang)}.po")
+    return _compiled(tuple(sorted((LOCALE / language(lang)).glob("*.po"))))
 
 
 @functools.cache
 def catalog(path: Path) -> gettext.NullTranslations:
-    """The `.po` file at PATH as gettext translations (NullTranslations when there is none).
-    Compiled in memory with Babel, so the `.po` file is the only copy kept."""
-    if not path.is_file():
+    """The `.po` file at PATH as gettext translations (NullTranslations when there is none)."""
+    return _compiled((path,) if path.is_file() else ())
+
+
+def _compiled(paths: tuple[Path, ...]) -> gettext.NullTranslations:
+    """The `.po` files PATHS as one catalog, compiled in memory with Babel, so the `.po`
+    files are the only copy kept (the first file that translates a message wins)."""
+    if not paths:
         return gettext.NullTranslations()
+    from babel.messages.catalog import Catalog
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
-    with path.open("rb") as handle:
-        messages = read_po(handle)
+    merged = Catalog()
+    for path in paths:
+        with path.open("rb") as handle:
+            for message in read_po(handle):
+                if message.id and message.string and message.id not in merged:
+                    merged[message.id] = message.string
     buffer = io.BytesIO()
-    write_mo(buffer, messages)
+    write_mo(buffer, merged)
     buffer.seek(0)
     return gettext.GNUTranslations(buffer)
 
