@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from grader import __version__, assignments, data, exports, intake, late
+from grader import __version__, assignments, data, exports, i18n, intake, late
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
 from grader.intake import Submission, roster
@@ -30,6 +30,11 @@ from grader.run import run as grade_all
 from grader.run.plan import SlurmJobs, plan
 from grader.sandbox import ResourceLimits, SandboxConfig, bwrap
 from grader.text import one_line
+
+LANG_OPTION = click.option(
+    "--lang", type=click.Choice(i18n.LANGS), default=None,
+    help="The students' language: en (English) or zh (简体中文). Default: the assignment's "
+    "`lang` setting, else the TORCHGRADE_LANG environment variable, else en.")
 
 ASSIGNMENTS_OPTION = click.option(
     "--assignments", "assignments_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -224,13 +229,14 @@ def _line(result: Result) -> str:
 @click.option("--submitted-at", "times_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A CSV `student,submitted_at` (ISO 8601 times) for hand-ins whose LMS "
               "gives no time: the late policy of assignment.toml uses it.")
+@LANG_OPTION
 def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
                 timeout: int | None, jobs: int | None, gpus: bool | None, gpu_slots: int,
                 cluster: str | None, no_sandbox: bool, cold_start: bool,
                 roster_path: Path | None, only_students: str | None, force: bool,
                 times_path: Path | None, partition: str | None, account: str | None,
                 slurm_jobs: int, walltime: str, gpus_per_job: int | None, job_cpus: int,
-                job_memory_mb: int | None) -> None:
+                job_memory_mb: int | None, lang: str | None) -> None:
     """Grade every submission of HW in SUBMISSIONS: a folder (or a zip) of notebooks named
     any way, student folders or zip archives, or an LMS's download as it comes (Canvas,
     Moodle, Blackboard, Gradescope, nbgrader). Each file is matched to a notebook by its name,
@@ -298,7 +304,7 @@ def grade_class(submissions: Path, hw: str, out: Path, assignments_dir: Path,
         book.close()
         click.echo(str(stop), err=True)
         sys.exit(stop.exit_code)
-    written = _leave_for_the_ta(book, out, assignments_dir)
+    written = _leave_for_the_ta(book, out, assignments_dir, lang)
     book.close()
     click.echo(f"{graded} graded, {len(found) - graded} unchanged, {len(rejected)} "
                f"rejected; gradebook: {book.path}{written}")
@@ -396,7 +402,8 @@ def _on_roster(people: roster.Roster, found: list[Submission],
     return found, rejected
 
 
-def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path) -> str:
+def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path,
+                      lang: str | None = None) -> str:
     """Write the CSV and the TA's report beside the gradebook, as `grade export` and `grade
     publish` would; says where, for the run's last line. Neither can cost a stored result: a
     failure is one note."""
@@ -408,7 +415,7 @@ def _leave_for_the_ta(book: Gradebook, out: Path, assignments_dir: Path) -> str:
         if rows:
             written += f"; CSV: {exports.write('csv', rows, out)}"
             done = report.publish(book, out / "report", assignments_dir=assignments_dir,
-                                  release_hidden=True)
+                                  release_hidden=True, lang=lang)
             written += f"; report: {done.index.resolve().as_uri()}"
     except (OSError, GraderError) as exc:
         click.echo(f"note: the CSV or the report could not be written ({one_line(exc)}); "
@@ -456,50 +463,81 @@ def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report page (as the TA will publish it) to this file.")
+@LANG_OPTION
 def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
-          as_json: bool, html_path: Path | None) -> None:
+          as_json: bool, html_path: Path | None, lang: str | None) -> None:
     """Self-check NOTEBOOK against the public part of the rubric, as the grader will run it.
     NOTEBOOK may be named anything (`W4_Homework (1).ipynb`): a homework of several notebooks
     tells which one it is by its name, else by what it holds. Works on a laptop without a GPU
     (`.cuda()` runs on the CPU) and without bubblewrap, on Linux, macOS or Windows: the
     notebook then runs in a plain local kernel with the limits the platform has, and the first
-    line says which hold."""
+    line says which hold. `--lang zh` says it all in Chinese."""
     from grader.sandbox import limits
     from grader.text import tolerant_output
 
     tolerant_output()  # a file name the console's encoding lacks is shown escaped, not fatal
     assignment = assignments.find(hw, assignments_dir)
+    said = _Saying(i18n.chosen(lang, assignment.lang), assignment.folder)
     sandboxed = bwrap.executable() is not None
     config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     if not sandboxed and not as_json:
-        click.echo("note: bubblewrap not found; "
-                   f"{limits.without_sandbox(config.notebook_seconds)}")
+        click.echo(said.text(i18n.say(i18n.N_("note: bubblewrap not found; {how}"),
+                                      how=limits.without_sandbox(config.notebook_seconds))))
     found, rejected = intake.collect(notebook, assignment, intake.scratch_dir())
     if rejected or not found:
-        reason = rejected[0].reason if rejected else "not a notebook of " + assignment.name
-        raise click.UsageError(one_line(f"{notebook}: {reason}", 1000))
+        reason = rejected[0].reason if rejected else i18n.say(
+            i18n.N_("not a notebook of {hw}"), hw=assignment.name)
+        raise click.UsageError(one_line(f"{notebook}: {said.text(reason)}", 1000))
     result = clean_result(grade(found[0], assignment, config, public_only=True,
                                 mnist=_mnist()))
     if html_path is not None:
         from grader import report
 
         page = report.render_student(as_stored(result, assignment.name, handin=found[0].handin),
-                                     result.run.notebook, assignment.title)
+                                     result.run.notebook, assignment.title, lang=said.lang)
         html_path.write_text(page, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(exports.as_json(result)))
         return
-    click.echo(_line(result))
-    for note in found[0].handin.notes(found[0].notebook.name):
-        click.echo(f"  note: {one_line(note, 1000)}")
-    for item in result.items:
-        feedback = f"  {one_line(item.feedback, 1000)}" if item.feedback else ""
-        click.echo(f"  {item.score:g}/{item.max:g}  {one_line(item.heading)}{feedback}")
-    for note in result.run.notes:
-        if note != limits.NOT_SANDBOXED:  # said once, in the first line
-            click.echo(f"  note: {one_line(note, 1000)}")
+    _say_result(result, found[0], said, limits.NOT_SANDBOXED)
     if html_path is not None:
-        click.echo(f"report: {html_path.resolve().as_uri()}")
+        click.echo(said.text(i18n.say(i18n.N_("report: {page}"),
+                                      page=html_path.resolve().as_uri())))
+
+
+class _Saying:
+    """What `grade check` prints, in the student's language: the grader's catalog and the
+    course's own (the rubric's titles and messages)."""
+
+    def __init__(self, lang: str, folder: Path | None) -> None:
+        self.lang = lang
+        self.catalogs = i18n.course_catalogs(folder, lang)
+
+    def text(self, value: str) -> str:
+        return i18n.text(value, self.lang, self.catalogs)
+
+    def title(self, item: Any) -> str:
+        return i18n.translate(item.heading, self.lang, self.catalogs)
+
+    def feedback(self, item: Any) -> str:
+        return i18n.feedback(item.feedback, item.said, self.lang, self.catalogs)
+
+
+def _say_result(result: Result, submission: Submission, said: _Saying, unsaid: str) -> None:
+    """The check's lines: the result, the hand-in's notes, one line per item, the run's notes
+    (all but UNSAID, which the first line said)."""
+    reason = f"  ({one_line(said.text(result.run.reason))})" if result.run.reason else ""
+    click.echo(_row(result.student, result.notebook, said.text(str(result.run.outcome)),
+                    f"{result.total:g}/{result.max:g}{reason}"))
+    note = i18n.N_("  note: {note}")
+    for text in submission.handin.notes(submission.notebook.name):
+        click.echo(said.text(i18n.say(note, note=one_line(said.text(text), 1000))))
+    for item in result.items:
+        feedback = f"  {one_line(said.feedback(item), 1000)}" if item.feedback else ""
+        click.echo(f"  {item.score:g}/{item.max:g}  {one_line(said.title(item))}{feedback}")
+    for text in result.run.notes:
+        if text != unsaid:
+            click.echo(said.text(i18n.say(note, note=one_line(said.text(text), 1000))))
 
 
 @main.command("override")
@@ -669,8 +707,9 @@ def report(out: Path, hw: str | None) -> None:
               "tests measured) on the students' pages; without it they appear only once "
               "`release = \"after_due\"` in assignment.toml and the due date has passed.")
 @ASSIGNMENTS_OPTION
+@LANG_OPTION
 def publish(site: Path, grades: Path, hw: str | None, anonymise: bool, threshold: float,
-            release_hidden: bool, assignments_dir: Path) -> None:
+            release_hidden: bool, assignments_dir: Path, lang: str | None) -> None:
     """Write the gradebook as a static HTML site into OUT.
 
     \b
@@ -687,7 +726,8 @@ def publish(site: Path, grades: Path, hw: str | None, anonymise: bool, threshold
     try:
         name = assignments.find(hw, assignments_dir).name if hw else None
         done = report.publish(book, site, hw=name, anonymise=anonymise, threshold=threshold,
-                              assignments_dir=assignments_dir, release_hidden=release_hidden)
+                              assignments_dir=assignments_dir, release_hidden=release_hidden,
+                              lang=lang)
     finally:
         book.close()
     click.echo(f"{done.student_pages} student pages, {done.class_pages} class pages, "

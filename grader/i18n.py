@@ -174,6 +174,8 @@ def text(value: str, lang: str, catalogs: Iterable[gettext.NullTranslations] = (
     its filled-in parts said in LANG too; else VALUE unchanged."""
     if lang == DEFAULT or not value:
         return value
+    if isinstance(value, Words):
+        return value.render(lang, catalogs)
     found = translate(value, lang, catalogs)
     if found != value:
         return found
@@ -261,7 +263,7 @@ def _compiled(paths: tuple[Path, ...]) -> gettext.NullTranslations:
         with path.open("rb") as handle:
             for message in read_po(handle):
                 if message.id and message.string and message.id not in merged:
-                    merged[message.id] = message.string
+                    merged.add(message.id, message.string)
     buffer = io.BytesIO()
     write_mo(buffer, merged)
     buffer.seek(0)

@@ -27,6 +27,7 @@ from pathlib import Path
 from grader import assignments
 from grader.assignments import Assignment, Notebook
 from grader.errors import GraderError
+from grader.i18n import N_, say
 from grader.intake import lms, matching
 from grader.intake.files import (
     PLAIN_FILES_ONLY,
@@ -175,11 +176,12 @@ def _not_this_homework(student: str, candidates: Sequence[Candidate],
     names = ", ".join(nb.name for nb in assignment.notebooks)
     rejected = []
     for c in candidates:
-        reason = (f"not this homework: {c.name} resembles {c.resembles}, not {names}"
+        reason = (say(N_("not this homework: {name} resembles {resembles}, not {names}"),
+                      name=c.name, resembles=c.resembles, names=names)
                   if c.wrong and c.resembles else
-                  f"{c.name} is none of {assignment.name}'s notebooks by its name, and too "
-                  f"little of a template is left in it to tell which: name it after one "
-                  f"({names})")
+                  say(N_("{name} is none of {hw}'s notebooks by its name, and too little of a "
+                         "template is left in it to tell which: name it after one ({names})"),
+                      name=c.name, hw=assignment.name, names=names))
         rejected.append(Rejected(student, _only(assignment), c.path, reason,
                                  _handin(c.attempt, c.name, Match.CONTENT)))
     return rejected

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from grader.i18n import N_, Words, say
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: The first note of a run no sandbox held, and what `grade check` says before it starts one.
-NOT_SANDBOXED = "not sandboxed: resource limits only"
+NOT_SANDBOXED = N_("not sandboxed: resource limits only")
 
 
 @dataclass(frozen=True)
@@ -295,23 +297,26 @@ def cgroup_offered() -> bool:
     return False
 
 
-def without_sandbox(notebook_seconds: int) -> str:
+def without_sandbox(notebook_seconds: int) -> Words:
     """One line for a run without bubblewrap, before it starts: what this platform (and, on
     Linux, a cgroup it offers) limits and what it does not. The run's record says what held."""
     rlimited, cgroup = _resource() is not None, cgroup_offered()
-    held, free = [f"time ({notebook_seconds} s)"], []
-    (held if rlimited else free).append("CPU time")
+    held: list[str] = [say(N_("time ({seconds} s)"), seconds=notebook_seconds)]
+    free: list[str] = []
+    (held if rlimited else free).append(N_("CPU time"))
     if cgroup:
-        held += ["memory (cgroup)", "processes (cgroup)"]
+        held += [N_("memory (cgroup)"), N_("processes (cgroup)")]
     elif rlimited and _address_space_enforced():
-        held.append("memory (address space)")
-        free.append("processes")
+        held.append(N_("memory (address space)"))
+        free.append(N_("processes"))
     else:
-        free += ["memory", "processes"]
-    (held if rlimited else free).extend(["file size", "open files"])
-    free += ["disk space", "network access", "your own files (the notebook runs as you)"]
-    return (f"{NOT_SANDBOXED}. On {_platform_name()}, limited: {', '.join(held)}; "
-            f"not limited: {', '.join(free)}")
+        free += [N_("memory"), N_("processes")]
+    (held if rlimited else free).extend([N_("file size"), N_("open files")])
+    free += [N_("disk space"), N_("network access"),
+             N_("your own files (the notebook runs as you)")]
+    return say(N_("{not_sandboxed}. On {platform}, limited: {held}; not limited: {free}"),
+               not_sandboxed=NOT_SANDBOXED, platform=_platform_name(),
+               held=Words.join(held, ", "), free=Words.join(free, ", "))
 
 
 def _platform_name() -> str:
