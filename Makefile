@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system data demo test lint bench clean
+.PHONY: install system data demo test lint bench messages clean
 
 # The environment is rebuilt when pyproject.toml or constraints.txt changes; torch and
 # torchvision come from the versions constraints.txt pins (the package asks only for ranges).
@@ -49,6 +49,13 @@ demo: data
 	$(BIN)/grade submissions/ --hw W6 --out grades
 	$(BIN)/grade publish --gradebook grades --out site
 	$(BIN)/python bench/reference_figures.py --quick
+
+# Every message the grader says (N_() and say() in grader/, _() and {% trans %} in the report's
+# templates) into grader/locale/torchgrade.pot, the template a translator starts from; the
+# Chinese lives in grader/locale/zh/*.po, and tests/test_i18n.py names any message it lacks.
+messages: install
+	$(BIN)/pybabel extract --quiet -F grader/locale/babel.cfg -k N_ -k say \
+	  -o grader/locale/torchgrade.pot .
 
 lint: install
 	$(BIN)/ruff check grader reference tests bench assignments
