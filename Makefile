@@ -54,7 +54,7 @@ demo: data
 # templates) into grader/locale/torchgrade.pot, the template a translator starts from; the
 # Chinese lives in grader/locale/zh/*.po, and tests/test_i18n.py names any message it lacks.
 messages: install
-	$(BIN)/pybabel extract --quiet -F grader/locale/babel.cfg -k N_ -k say \
+	$(BIN)/pybabel -q extract -F grader/locale/babel.cfg -k N_ -k say \
 	  -o grader/locale/torchgrade.pot .
 
 lint: install
