@@ -52,6 +52,7 @@ import nbformat
 import numpy as np
 import torch
 
+from grader.i18n import N_, Words, say
 from grader.judge.gradients import first_wrong, judge_one, random_problem
 from grader.judge.mistakes import NAMES, Reading, Verdict, summarize, summarize_readings
 from grader.sandbox import ProbeError, protocol
@@ -280,7 +281,16 @@ class _Candidate:
 
 
 class _Unreadable(Exception):
-    """A value the grader cannot fill in; its message is the student's reason."""
+    """A value the grader cannot fill in; its argument is the student's reason (Words)."""
+
+    @property
+    def reason(self) -> str:
+        return self.args[0] if self.args and isinstance(self.args[0], str) else str(self)
+
+
+#: Why a gradient found in code is not evaluated, in words.
+_NESTS = N_("it nests too deeply once its names are filled in")
+_GROWS = N_("it grows too long once its names are filled in")
 
 
 def _statements(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
@@ -620,10 +630,10 @@ class _Filler:
     def fill(self, node: ast.expr, env: _Env, local: Mapping[str, ast.expr] | None = None,
              depth: int = 0) -> ast.expr:
         if depth > _DEPTH:
-            raise _Unreadable("it nests too deeply once its names are filled in")
+            raise _Unreadable(say(_NESTS))
         self.nodes += 1
         if self.nodes > _NODES:
-            raise _Unreadable("it grows too long once its names are filled in")
+            raise _Unreadable(say(_GROWS))
         if isinstance(node, ast.Name):
             return self.name(node.id, env, local, depth)
         if isinstance(node, ast.Call):
@@ -633,8 +643,8 @@ class _Filler:
         if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp |
                       ast.GeneratorExp | ast.NamedExpr | ast.Await | ast.Yield |
                       ast.YieldFrom):
-            raise _Unreadable("it uses a lambda, a comprehension or `:=`, which the grader "
-                              "does not follow")
+            raise _Unreadable(say(N_("it uses a lambda, a comprehension or `:=`, which the "
+                                     "grader does not follow")))
         copied = self.children(node, env, local, depth)
         if isinstance(copied, ast.Subscript) and isinstance(copied.value, ast.Tuple | ast.List) \
                 and isinstance(copied.slice, ast.Constant) and isinstance(copied.slice.value, int) \
@@ -707,23 +717,27 @@ class _Filler:
         if arguments.vararg or arguments.kwarg or arguments.kwonlyargs or any(
                 isinstance(a, ast.Starred) for a in node.args) or any(
                 k.arg is None for k in node.keywords):
-            raise _Unreadable(f"it calls `{label}` with arguments the grader does not follow")
+            raise _Unreadable(say(N_("it calls `{function}` with arguments the grader does not "
+                                     "follow"), function=label))
         params = [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
         if len(node.args) > len(params):
-            raise _Unreadable(f"it calls `{label}` with too many arguments")
+            raise _Unreadable(say(N_("it calls `{function}` with too many arguments"),
+                                  function=label))
         bound: dict[str, ast.expr] = {}
         for param, given in zip(params, node.args, strict=False):
             bound[param] = self.fill(given, env, local, depth + 1)
         for keyword in node.keywords:
             if keyword.arg not in params:
-                raise _Unreadable(f"it calls `{label}` with an argument it does not take")
+                raise _Unreadable(say(N_("it calls `{function}` with an argument it does not "
+                                         "take"), function=label))
             bound[keyword.arg] = self.fill(keyword.value, env, local, depth + 1)
         defaults = dict(zip(params[len(params) - len(arguments.defaults):], arguments.defaults,
                             strict=True))
         for param in params:
             if param not in bound:
                 if param not in defaults:
-                    raise _Unreadable(f"it calls `{label}` without all its arguments")
+                    raise _Unreadable(say(N_("it calls `{function}` without all its arguments"),
+                                          function=label))
                 bound[param] = self.fill(defaults[param], env, None, depth + 1)
         if isinstance(function, ast.Lambda):
             return self.fill(function.body, env, bound, depth + 1)
@@ -732,8 +746,8 @@ class _Filler:
             body = body[1:]
         found = self.block(body, env, bound, depth + 1)
         if found is None:
-            raise _Unreadable(f"it calls `{label}`, whose body the grader cannot follow "
-                              "(only assignments and a return)")
+            raise _Unreadable(say(N_("it calls `{function}`, whose body the grader cannot "
+                                     "follow (only assignments and a return)"), function=label))
         return found
 
     def block(self, body: Sequence[ast.stmt], env: _Env, local: dict[str, ast.expr],
@@ -1068,27 +1082,29 @@ def _read(candidate: _Candidate, gradient: str, names: Mapping[str, str],
     try:
         tree = filler.fill(candidate.value, candidate.env)
     except _Unreadable as why:
-        return _replace(base, problem=str(why))
+        return _replace(base, problem=why.reason)
     except RecursionError:
-        return _replace(base, problem="it nests too deeply once its names are filled in")
+        return _replace(base, problem=say(_NESTS))
     if _uses_autograd(tree):
-        return _replace(base, autograd=True, problem="it is autograd's answer (it reads "
-                        "`.grad`), not a derivation")
+        return _replace(base, autograd=True, problem=say(N_(
+            "it is autograd's answer (it reads `.grad`), not a derivation")))
     outside = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
                       and (node.attr in _OUTSIDE or node.attr.startswith("_"))})
     if outside:
-        return _replace(base, problem=f"it reaches past its arrays (`{outside[0]}`), which "
-                        "the grader does not evaluate")
+        return _replace(base, problem=say(N_(
+            "it reaches past its arrays (`{attribute}`), which the grader does not evaluate"),
+            attribute=outside[0]))
     if filler.unknown:
-        shown = ", ".join(f"`{n}`" for n in filler.unknown[:3])
-        return _replace(base, problem=f"it uses {shown}, which the grader could not trace "
-                        "back to X, Y, W1, b1, W2 and b2")
+        shown = Words.join([f"`{n}`" for n in filler.unknown[:3]], ", ")
+        return _replace(base, problem=say(N_(
+            "it uses {names}, which the grader could not trace back to X, Y, W1, b1, W2 and "
+            "b2"), names=shown))
     try:
         text = ast.unparse(ast.fix_missing_locations(tree))
     except (RecursionError, ValueError):
-        return _replace(base, problem="it nests too deeply once its names are filled in")
+        return _replace(base, problem=say(_NESTS))
     if len(text) > protocol.MAX_EXPRESSION_CHARS:
-        return _replace(base, problem="it grows too long once its names are filled in")
+        return _replace(base, problem=say(_GROWS))
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     kind = "torch" if "torch" in used or (uses_torch and "numpy" not in used) else "numpy"
     return _replace(base, expression=text, kind=kind)
@@ -1124,7 +1140,7 @@ def check(student: Any, found: CodeGradients, rng: np.random.Generator,
             break
     _, biases, verdicts = best
     bias = None if biases is None else biases[0] if biases[0] == biases[1] else \
-        f"{biases[0]} (b1) and {biases[1]} (b2)"
+        say(N_("{b1} (b1) and {b2} (b2)"), b1=biases[0], b2=biases[1])
     readings = {}
     for name, each in found.found.items():
         judged_on = verdicts.get(name) or []
@@ -1244,9 +1260,9 @@ def _reading(found: Found, verdicts: list[Verdict], size: tuple[int, int]) -> Re
     if found.problem:
         return Reading(found.gradient, found.source, "unreadable", reason=found.problem)
     if not verdicts:
-        return Reading(found.gradient, found.source, "unreadable", reason=(
-            f"it could not be evaluated on the grader's inputs (n = {size[0]} samples, "
-            f"{size[1]} hidden units)"))
+        return Reading(found.gradient, found.source, "unreadable", reason=say(N_(
+            "it could not be evaluated on the grader's inputs (n = {n} samples, {hidden} "
+            "hidden units)"), n=size[0], hidden=size[1]))
     wrong = first_wrong(verdicts)
     if wrong:
         return Reading(found.gradient, found.source, "wrong", check=wrong[found.gradient])
@@ -1267,8 +1283,9 @@ def summarize_code(readings: Mapping[str, Reading]) -> str:
         reason = ("missing", "") if reading is None else (
             (reading.verdict, reading.reason) if reading.verdict == "unreadable" else (name, ""))
         grouped.setdefault(reason, []).append(name)
-    together = {", ".join(names): readings.get(names[0]) for names in grouped.values()}
+    # the names said together are a Words (a str), so a Chinese page lists them with 、
+    together = {Words.join(names, ", "): readings.get(names[0]) for names in grouped.values()}
     rest = {key: reading for key, reading in together.items() if reading is not None}
     parts = [summarize(wrong), summarize_readings(rest, list(together))]
-    return "; ".join(part for part in parts if part)
+    return Words.join(part for part in parts if part)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from grader import assignments, intake
 from grader.assignments import Assignment, Notebook
+from grader.i18n import N_, Words, say
 from grader.judge.rubric import Context, run_rubric
 from grader.results import Item, ItemStatus, Result
 from grader.sandbox import ProbeError, Sandbox, SandboxConfig, SandboxError
@@ -45,16 +46,21 @@ def files_item(notebook: Notebook, student: Any) -> Item | None:
     if not notebook.files:
         return None
     points = notebook.files_points
-    title = f"The notebook saved {', '.join(notebook.files)}"
+    # the title is stored as text: a Chinese page finds its template in the catalog
+    title = str(say(N_("The notebook saved {files}"), files=", ".join(notebook.files)))
     try:
         present = {str(PurePosixPath(name)) for name in student.files()}
     except ProbeError as exc:
-        return Item(FILES_ITEM, 0.0, points, f"the grader could not list the notebook's files "
-                    f"({clean_text(exc, 300)})", False, ItemStatus.FAILED, title)
+        said = say(N_("the grader could not list the notebook's files ({error})"),
+                   error=clean_text(exc, 300))
+        return Item(FILES_ITEM, 0.0, points, str(said), False, ItemStatus.FAILED, title,
+                    said=said.to_json())
     missing = [f for f in notebook.files if str(PurePosixPath(f)) not in present]
     if missing:
-        feedback = "; ".join(f"{f} was not saved in the notebook's folder" for f in missing)
-        return Item(FILES_ITEM, 0.0, points, feedback, False, ItemStatus.FAILED, title)
+        said = Words.join([say(N_("{file} was not saved in the notebook's folder"), file=f)
+                           for f in missing])
+        return Item(FILES_ITEM, 0.0, points, str(said), False, ItemStatus.FAILED, title,
+                    said=said.to_json())
     return Item(FILES_ITEM, points, points, "", False, ItemStatus.PASSED, title)
 
 

@@ -17,6 +17,7 @@ import nbformat
 import numpy as np
 import torch
 
+from grader.i18n import N_
 from grader.judge.mistakes import NAMES, Mistake, Verdict
 from reference import twolayer
 
@@ -25,7 +26,9 @@ __all__ = ["NAMES", "RTOL", "SIZES", "AUTOGRAD", "Verdict", "judge", "judge_one"
            "autograd_calls"]
 
 RTOL = 1e-6
-CONVENTIONS = ("vector", "row", "per-sample")
+#: The bias conventions, by name; a rubric's feedback may name one (`{bias} biases`), and a
+#: Chinese page says it from the catalog.
+CONVENTIONS = (N_("vector"), N_("row"), N_("per-sample"))
 SIZES = ((1, 3), (7, 10), (50, 20))  # (batch, hidden) of the problems a notebook is asked
 AUTOGRAD = ("backward", "grad", "requires_grad_", "requires_grad")
 

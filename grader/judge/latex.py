@@ -29,12 +29,18 @@ from typing import Any
 import nbformat
 import numpy as np
 
+from grader.i18n import N_, say
 from grader.judge.mistakes import ACCEPTED_LAYOUTS, NAMES, Reading, describe
 
 
 class Unreadable(ValueError):
     """The expression uses something this grammar does not know: 'could not read', never a
-    crash."""
+    crash. Its argument is the student's reason, a `Words`."""
+
+    @property
+    def reason(self) -> str:
+        """What the reader could not read, in words (the Words it was raised with)."""
+        return self.args[0] if self.args and isinstance(self.args[0], str) else str(self)
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,8 @@ def tokenize(text: str) -> list[str]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            raise Unreadable(f"unexpected character {text[position]!r}")
+            raise Unreadable(say(N_("unexpected character {character}"),
+                                 character=repr(text[position])))
         position = match.end()
         kind, value = match.lastgroup, match.group()
         if kind == "space" or value in _SKIP:
@@ -145,14 +152,15 @@ class Parser:
     def take(self, expected: str | None = None) -> str:
         token = self.peek()
         if token is None or (expected is not None and token != expected):
-            raise Unreadable(f"expected {expected or 'more'}, found {token or 'the end'}")
+            raise Unreadable(_expected(expected, token))
         self.at += 1
         return token
 
     def parse(self) -> Node:
         node = self.expr()
         if self.peek() is not None:
-            raise Unreadable(f"could not read from {''.join(self.tokens[self.at:])!r}")
+            raise Unreadable(say(N_("could not read from {rest}"),
+                                 rest=repr("".join(self.tokens[self.at:]))))
         return node
 
     def expr(self) -> Node:
@@ -200,7 +208,8 @@ class Parser:
                 elif sup in ("2",):
                     node = ("square", node)
                 else:
-                    raise Unreadable(f"unknown superscript {sup!r}")
+                    raise Unreadable(say(N_("unknown superscript {superscript}"),
+                                         superscript=repr(sup)))
             elif token == "'":
                 self.take()
                 node = ("transpose", node)
@@ -242,7 +251,7 @@ class Parser:
             inner = self._group_text()
             if inner.lower() == "y":
                 return ("sym", "Y_pred")
-            raise Unreadable(f"unknown symbol \\hat{{{inner}}}")
+            raise Unreadable(say(N_("unknown symbol \\hat{{{inner}}}"), inner=inner))
         if token == "\\sum":
             if self.peek() == "_":
                 self.take()
@@ -275,7 +284,7 @@ class Parser:
     def _call_argument(self) -> Node:
         opener = self.take()
         if opener not in _OPEN:
-            raise Unreadable("σ must be applied to a bracketed argument")
+            raise Unreadable(say(N_("σ must be applied to a bracketed argument")))
         node = self.expr()
         self.take(_OPEN[opener])
         return node
@@ -317,7 +326,7 @@ def environment(X: np.ndarray, Y: np.ndarray, W1: np.ndarray, b1: np.ndarray, W2
 def evaluate(node: Node, env: dict[str, np.ndarray], defined: dict[str, Node],
              n: int, depth: int = 0) -> np.ndarray:
     if depth > 50:
-        raise Unreadable("a definition refers to itself")
+        raise Unreadable(say(N_("a definition refers to itself")))
 
     def ev(child: Node) -> np.ndarray:
         return evaluate(child, env, defined, n, depth + 1)
@@ -335,7 +344,7 @@ def evaluate(node: Node, env: dict[str, np.ndarray], defined: dict[str, Node],
             return np.asarray(float(n))  # the batch size
         key = _ALIASES.get(name) or _ALIASES.get(name.replace("_{", "_").rstrip("}"))
         if key is None:
-            raise Unreadable(f"unknown symbol {name}")
+            raise Unreadable(say(N_("unknown symbol {name}"), name=name))
         return env[key]
     ops: dict[str, Callable[..., np.ndarray]] = {
         "add": np.add, "sub": np.subtract, "div": _divide, "hadamard": _hadamard,
@@ -349,7 +358,7 @@ def evaluate(node: Node, env: dict[str, np.ndarray], defined: dict[str, Node],
     except Unreadable:
         raise
     except ValueError as exc:
-        raise Unreadable(f"the shapes do not fit ({exc})") from None
+        raise Unreadable(say(N_("the shapes do not fit ({error})"), error=str(exc))) from None
 
 
 def _transpose(a: np.ndarray) -> np.ndarray:
@@ -371,8 +380,17 @@ def _hadamard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if b.ndim != 0:
-        raise Unreadable("division by a matrix")
+        raise Unreadable(say(N_("division by a matrix")))
     return a / b
+
+
+def _expected(expected: str | None, token: str | None) -> str:
+    """What the parser wanted and what it found instead, in words."""
+    if token is None:
+        return say(N_("expected {expected}, found the end"), expected=expected) \
+            if expected is not None else say(N_("expected more, found the end"))
+    return say(N_("expected {expected}, found {found}"), expected=expected, found=token) \
+        if expected is not None else say(N_("expected more, found {found}"), found=token)
 
 
 def parse(latex: str, known: frozenset[str] = frozenset()) -> Node:
@@ -406,7 +424,7 @@ def read_markdown(markdown: list[str], rng: np.random.Generator) -> list[Reading
             tree = parse(expression.latex, known)
         except Unreadable as exc:
             readings.append(Reading(expression.target, expression.latex, "unreadable",
-                                    reason=str(exc)))
+                                    reason=exc.reason))
             continue
         if expression.target not in NAMES:
             definitions.setdefault(expression.target, tree)
@@ -454,7 +472,8 @@ def _check(expression: Expression, tree: Node, definitions: dict[str, Node],
         try:
             value = evaluate(tree, environment(*problem), definitions, n)
         except Unreadable as exc:
-            return Reading(expression.target, expression.latex, "unreadable", reason=str(exc))
+            return Reading(expression.target, expression.latex, "unreadable",
+                           reason=exc.reason)
         verdict = gradients.judge_one(expression.target, index, value,
                                       *[torch.from_numpy(a) for a in problem])
         if verdict.correct:

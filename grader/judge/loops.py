@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.i18n import N_, Words, say
 from grader.judge.derived import _OUTSIDE, _parse
 from grader.sandbox import ProbeError
 
@@ -429,14 +430,14 @@ def check_batching(student: Any, loop: BatchLoop, evidence: dict[str, Any] | Non
     quarter each for a permutation of every point, drawn anew each epoch, every index once
     (the last, shorter batch included), and batches of the declared size."""
     if not loop:
-        return LoopVerdict(0.0, "no `minibatches` function and no mini-batch loop found: the "
-                           "grader looked for a loop indexing a random order of the points "
-                           "(`np.random.permutation(data_size)`, `torch.randperm(n)`, "
-                           "`np.random.shuffle`) or a DataLoader")
+        return LoopVerdict(0.0, say(N_(
+            "no `minibatches` function and no mini-batch loop found: the grader looked for a "
+            "loop indexing a random order of the points (`np.random.permutation(data_size)`, "
+            "`torch.randperm(n)`, `np.random.shuffle`) or a DataLoader")))
     if not loop.batch_header:
         return _loader(loop)
     uses_torch = "torch" in f"{loop.permutation} {loop.iterable} {loop.index}"
-    notes: list[str] = []
+    notes: list[str] = []  # Words
     earned = 0.0
     rows: dict[str, Any] = {"loop": loop.batch_header, "epoch": loop.epoch_header,
                             "permutation": loop.permutation, "index": loop.index,
@@ -445,20 +446,23 @@ def check_batching(student: Any, loop: BatchLoop, evidence: dict[str, Any] | Non
     if loop.permutation_call:
         call, unbound = _expression(loop, loop.permutation_call)
         if unbound:
-            notes.append(f"`{loop.permutation_call}` uses {_names(unbound)}, which the grader "
-                         "cannot give a value: the order it draws was not checked")
+            notes.append(say(N_("`{call}` uses {names}, which the grader cannot give a value: "
+                                "the order it draws was not checked"),
+                             call=loop.permutation_call, names=_names(unbound)))
         else:
             arrays = {k: v for k, v in _sizes(loop).items() if k == loop.data_name}
             draws = [_ask(student, call, arrays, uses_torch) for _ in range(2)]
             if any(d is None for d in draws):
-                notes.append(f"`{loop.permutation_call}` could not be evaluated on "
-                             f"{loop.data_name or 'the data size'} = {DATA_SIZE}")
+                notes.append(say(N_("`{call}` could not be evaluated on {name} = {size}"),
+                                 call=loop.permutation_call, size=DATA_SIZE,
+                                 name=loop.data_name or say(N_("the data size"))))
             elif not all(np.array_equal(np.sort(np.ravel(d)), np.arange(DATA_SIZE))
                          for d in draws if d is not None):
-                notes.append(f"`{loop.permutation_call}` on {DATA_SIZE} points is not an "
-                             f"order of all {DATA_SIZE} of them")
+                notes.append(say(N_("`{call}` on {size} points is not an order of all {size} of "
+                                    "them"), call=loop.permutation_call, size=DATA_SIZE))
             elif np.array_equal(draws[0], draws[1]):
-                notes.append(f"`{loop.permutation_call}` gives the same order every time")
+                notes.append(say(N_("`{call}` gives the same order every time"),
+                                 call=loop.permutation_call))
             else:
                 earned += 0.25
     else:
@@ -467,9 +471,10 @@ def check_batching(student: Any, loop: BatchLoop, evidence: dict[str, Any] | Non
     if loop.per_epoch:
         earned += 0.25
     else:
-        notes.append(f"the permutation (`{loop.permutation}`) is drawn once, before the epoch "
-                     f"loop (`{loop.epoch_header}`): every epoch visits the points in the same "
-                     "order; draw it inside the epoch loop")
+        notes.append(say(N_("the permutation (`{permutation}`) is drawn once, before the epoch "
+                            "loop (`{epoch}`): every epoch visits the points in the same order; "
+                            "draw it inside the epoch loop"),
+                         permutation=loop.permutation, epoch=loop.epoch_header))
     # every index once, batches of the declared size
     batches, problem = _batches(student, loop, uses_torch)
     if problem:
@@ -481,32 +486,36 @@ def check_batching(student: Any, loop: BatchLoop, evidence: dict[str, Any] | Non
         missing, twice = int(np.sum(counts == 0)), int(np.sum(counts > 1))
         if missing == DATA_SIZE % BATCH_SIZE and not twice and "//" in loop.iterable \
                 and missing:
-            notes.append(f"`{loop.batch_header}` drops the last, shorter batch: on "
-                         f"{DATA_SIZE} points in batches of {BATCH_SIZE} the last {missing} "
-                         "are never visited (the notebook's own data size hides it when it "
-                         "is a multiple of the batch size); walk "
-                         "range(0, data_size, batch_size) or round the count up")
+            notes.append(say(N_("`{loop}` drops the last, shorter batch: on {size} points in "
+                                "batches of {batch} the last {missing} are never visited (the "
+                                "notebook's own data size hides it when it is a multiple of "
+                                "the batch size); walk range(0, data_size, batch_size) or "
+                                "round the count up"), loop=loop.batch_header, size=DATA_SIZE,
+                             batch=BATCH_SIZE, missing=missing))
         elif missing or twice or np.any((seen < 0) | (seen >= DATA_SIZE)):
-            notes.append(f"one epoch of {DATA_SIZE} points in batches of {BATCH_SIZE} leaves "
-                         f"out {missing} points and visits {twice} more than once")
+            notes.append(say(N_("one epoch of {size} points in batches of {batch} leaves out "
+                                "{missing} points and visits {twice} more than once"),
+                             size=DATA_SIZE, batch=BATCH_SIZE, missing=missing, twice=twice))
         else:
             earned += 0.25
         declared = BATCH_SIZE if loop.batch_name else int(sizes[0]) if sizes.size else 0
         if sizes.size and np.all(sizes[:-1] == declared) and 0 < sizes[-1] <= declared:
             earned += 0.25
         else:
-            notes.append(f"batch sizes {sizes.tolist()[:12]}: every batch but the last must "
-                         f"hold |B| = {declared} points")
+            notes.append(say(N_("batch sizes {sizes}: every batch but the last must hold "
+                                "|B| = {declared} points"), sizes=sizes.tolist()[:12],
+                             declared=declared))
     if evidence is not None:
         evidence["batch_loop"] = rows
-    feedback = "; ".join(notes) or (
-        f"the loop's batches visit every point once per epoch, in a new order each epoch "
-        f"(judged on {DATA_SIZE} points in batches of {BATCH_SIZE})")
+    feedback = Words.join(notes) if notes else say(N_(
+        "the loop's batches visit every point once per epoch, in a new order each epoch "
+        "(judged on {size} points in batches of {batch})"), size=DATA_SIZE, batch=BATCH_SIZE)
     return LoopVerdict(earned, feedback, rows)
 
 
 def _names(names: Sequence[str]) -> str:
-    return ", ".join(f"`{n}`" for n in names)
+    """The names, in backticks, as a list (a Words: a Chinese page lists them with 、)."""
+    return Words.join([f"`{n}`" for n in names], ", ")
 
 
 def _batches(student: Any, loop: BatchLoop, uses_torch: bool
@@ -516,9 +525,10 @@ def _batches(student: Any, loop: BatchLoop, uses_torch: bool
     iterable, unbound_iterable = _expression(loop, loop.iterable)
     unbound = sorted(set(unbound_index) | set(unbound_iterable))
     if unbound:
-        return (np.zeros(0), np.zeros(0)), (
-            f"the batches (`{loop.index}` over `{loop.iterable}`) use {_names(unbound)}, which "
-            "the grader cannot give a value: whether they visit every point was not checked")
+        return (np.zeros(0), np.zeros(0)), say(N_(
+            "the batches (`{index}` over `{iterable}`) use {names}, which the grader cannot "
+            "give a value: whether they visit every point was not checked"),
+            index=loop.index, iterable=loop.iterable, names=_names(unbound))
     arrays = _sizes(loop)
     if loop.order:
         arrays[loop.order] = np.random.default_rng().permutation(DATA_SIZE).astype(np.int64)
@@ -528,9 +538,10 @@ def _batches(student: Any, loop: BatchLoop, uses_torch: bool
     sizes = _ask(student, f"np.array([0] + [np.size({each}) for {loop.target} in {iterable}],"
                           " dtype=np.int64)[1:]", arrays, uses_torch)
     if seen is None or sizes is None:
-        return (np.zeros(0), np.zeros(0)), (
-            f"the batches (`{loop.index}` over `{loop.iterable}`) could not be evaluated on "
-            f"{DATA_SIZE} points in batches of {BATCH_SIZE}")
+        return (np.zeros(0), np.zeros(0)), say(N_(
+            "the batches (`{index}` over `{iterable}`) could not be evaluated on {size} points "
+            "in batches of {batch}"), index=loop.index, iterable=loop.iterable, size=DATA_SIZE,
+            batch=BATCH_SIZE)
     return (seen.astype(np.int64).ravel(), sizes.astype(np.int64).ravel()), ""
 
 
@@ -547,14 +558,15 @@ def _loader(loop: BatchLoop) -> LoopVerdict:
     if on("shuffle"):
         earned += 0.25
     else:
-        notes.append(f"`{loop.data_loader}` does not shuffle: every epoch visits the points in "
-                     "the same order (shuffle=True)")
+        notes.append(say(N_("`{loader}` does not shuffle: every epoch visits the points in the "
+                            "same order (shuffle=True)"), loader=loop.data_loader))
     if on("drop_last"):
-        notes.append("drop_last=True leaves out the last, shorter batch every epoch")
+        notes.append(say(N_("drop_last=True leaves out the last, shorter batch every epoch")))
     else:
         earned += 0.25
-    return LoopVerdict(earned, "; ".join(notes) or f"`{loop.data_loader}` draws a new order "
-                       "each epoch and visits every point once")
+    return LoopVerdict(earned, Words.join(notes) if notes else say(N_(
+        "`{loader}` draws a new order each epoch and visits every point once"),
+        loader=loop.data_loader))
 
 
 def judge_batch_loss(loop: BatchLoop) -> LoopVerdict:
@@ -562,34 +574,38 @@ def judge_batch_loss(loop: BatchLoop) -> LoopVerdict:
     code: half for a loss that is the batch mean, half for gradients zeroed between updates
     (autograd adds each `.backward()` to what `.grad` holds)."""
     if not loop.backward:
-        looked = f" in `{loop.batch_header}`" if loop.batch_header else ""
-        return LoopVerdict(0.0, "no `batch_gradients` function and no `loss.backward()`"
-                           f"{looked} found: the grader looked for the loss of each batch and "
-                           "its backward pass")
+        if loop.batch_header:
+            return LoopVerdict(0.0, say(N_(
+                "no `batch_gradients` function and no `loss.backward()` in `{loop}` found: the "
+                "grader looked for the loss of each batch and its backward pass"),
+                loop=loop.batch_header))
+        return LoopVerdict(0.0, say(N_(
+            "no `batch_gradients` function and no `loss.backward()` found: the grader looked "
+            "for the loss of each batch and its backward pass")))
     notes = []
     earned = 0.0
     if loop.reduction == "mean":
         earned += 0.5
     elif loop.reduction == "sum":
-        notes.append(f"the loss (`{loop.loss}`) is the batch sum, not the mean: its gradient "
-                     "is |B| times the batch-mean gradient (use .mean(), or divide by the "
-                     "batch size)")
+        notes.append(say(N_("the loss (`{loss}`) is the batch sum, not the mean: its gradient "
+                            "is |B| times the batch-mean gradient (use .mean(), or divide by "
+                            "the batch size)"), loss=loop.loss))
     else:
-        notes.append(f"the loss (`{loop.loss}`) is not read as a mean over the batch: the "
-                     "grader looked for .mean(), a *Loss() with its default reduction, or a "
-                     "sum divided by the batch size")
+        notes.append(say(N_("the loss (`{loss}`) is not read as a mean over the batch: the "
+                            "grader looked for .mean(), a *Loss() with its default reduction, "
+                            "or a sum divided by the batch size"), loss=loop.loss))
     if loop.zeroing:
         earned += 0.5
     elif loop.zeroed_outside:
-        notes.append(f"the gradients are zeroed only outside the batch loop "
-                     f"(`{loop.zeroed_outside}`): each step adds this batch's gradient to all "
-                     "the earlier ones")
+        notes.append(say(N_("the gradients are zeroed only outside the batch loop "
+                            "(`{zeroing}`): each step adds this batch's gradient to all the "
+                            "earlier ones"), zeroing=loop.zeroed_outside))
     else:
-        notes.append("the gradients are never zeroed between updates: each step adds this "
-                     "batch's gradient to all the earlier ones (call optimizer.zero_grad() "
-                     "or p.grad.zero_() each step)")
-    return LoopVerdict(earned, "; ".join(notes) or
-                       f"the loss is the batch mean (`{loop.loss}`) and the gradients are "
-                       f"zeroed each step (`{loop.zeroing}`)",
+        notes.append(say(N_("the gradients are never zeroed between updates: each step adds "
+                            "this batch's gradient to all the earlier ones (call "
+                            "optimizer.zero_grad() or p.grad.zero_() each step)")))
+    return LoopVerdict(earned, Words.join(notes) if notes else say(N_(
+                       "the loss is the batch mean (`{loss}`) and the gradients are zeroed "
+                       "each step (`{zeroing}`)"), loss=loop.loss, zeroing=loop.zeroing),
                        {"loss": loop.loss, "reduction": loop.reduction,
                         "zeroing": loop.zeroing, "update": loop.update})

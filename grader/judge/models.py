@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.assignments import DEFAULT_CONTRACT
+from grader.i18n import N_, Words, say
 from grader.sandbox import ProbeError
 from grader.sandbox.protocol import Packed, pack_array
 
@@ -44,8 +45,14 @@ SAVED = (".pth", ".pt", ".pkl")
 PREPARED_KEPT = 4  # image sets whose questions stay packed: test and hold-out, with room
 
 
-#: The kinds of layer the judge verifies, in a student's words.
-KINDS = {"conv": "convolutions", "batchnorm": "batch norm", "dropout": "dropout"}
+#: The kinds of layer the judge verifies, in a student's words (message ids of the catalogs:
+#: a Chinese page says them in Chinese).
+KINDS = {"conv": N_("convolutions"), "batchnorm": N_("batch norm"), "dropout": N_("dropout")}
+#: Two notes, or two alternatives, said as one.
+_AND = N_("{first} and {second}")
+_OR = N_("{first} or {second}")
+#: A note in brackets after a sentence.
+_ASIDE = N_(" ({note})")
 
 
 @dataclass(frozen=True)
@@ -83,20 +90,32 @@ def find(student: Any, contract: tuple[str, ...] | list[str] = DEFAULT_CONTRACT,
         if name in by_name:
             return _found(by_name[name])
     if classifiers:
-        wanted = " or ".join(f"`{n}`" for n in names)
-        note = f"no {wanted} variable; graded `{classifiers[-1]['name']}` instead"
+        wanted = _either([f"`{n}`" for n in names])
+        note = say(N_("no {wanted} variable; graded `{name}` instead"), wanted=wanted,
+                   name=classifiers[-1]["name"])
         return _found(classifiers[-1], note)
     probe = np.zeros((batch, 1, 28, 28), np.float32)
     for name in _saved_files(student):
         try:
             if student.load_and_forward(name, probe).shape == (batch, 10):
-                return Found(name, True, feedback=f"no model in the notebook; graded {name}")
+                return Found(name, True, feedback=say(
+                    N_("no model in the notebook; graded {name}"), name=name))
         except ProbeError:
             continue
-    tried = ", ".join(f"{m['name']} ({m.get('error') or m.get('output_shape')})"
-                      for m in modules) or "none"
-    return Found(feedback="no model maps a (k, 1, 28, 28) batch to (k, 10) scores; "
-                          f"modules found: {tried}")
+    tried = [f"{m['name']} ({m.get('error') or m.get('output_shape')})" for m in modules]
+    if not tried:
+        return Found(feedback=say(N_("no model maps a (k, 1, 28, 28) batch to (k, 10) scores; "
+                                     "modules found: none")))
+    return Found(feedback=say(N_("no model maps a (k, 1, 28, 28) batch to (k, 10) scores; "
+                                 "modules found: {modules}"), modules=Words.join(tried, ", ")))
+
+
+def _either(names: list[str]) -> str:
+    """`a` or `b` or `c`: the names (already in backticks) said as alternatives."""
+    said = names[0] if names else ""
+    for name in names[1:]:
+        said = say(_OR, first=said, second=name)
+    return said
 
 
 def _found(entry: dict[str, Any], note: str = "") -> Found:
@@ -189,7 +208,19 @@ _WORDS = (("BatchNorm", "batchnorm"), ("Dropout", "dropout"), ("Conv", "conv"))
 
 
 class NotVerified(Exception):
-    """A layer that does not do what its name says; the message is for the student."""
+    """A layer that does not do what its name says; the message is for the student: raised
+    with a template of the catalogs (and its fields as keywords), said as `finding`."""
+
+    def __init__(self, template: str, **fields: Any) -> None:
+        super().__init__(say(template, **fields))
+
+    @property
+    def finding(self) -> str:
+        """What the layer does instead, in words (a Words)."""
+        return self.args[0]
+
+
+_RECORD_UNREADABLE = N_("its record could not be read")
 
 
 def layer_kind(class_name: str) -> str | None:
@@ -215,8 +246,8 @@ def verify_layers(student: Any, found: Found, batch: int = LAYER_BATCH,
         fields, arrays = student.ask("layers", x, timeout=LAYER_TIMEOUT,
                                      seed=int(rng.integers(2**31)), **target)
     except ProbeError:
-        return replace(found, layers_note="the grader could not run the model layer by layer "
-                                          "on a batch of its own")
+        return replace(found, layers_note=say(N_("the grader could not run the model layer by "
+                                                 "layer on a batch of its own")))
     checks = check_layers(fields, arrays)
     return replace(found, layer_checks=checks, layers_note=_errors_note(fields),
                    verified_layers=frozenset(c.kind for c in checks if c.verified))
@@ -224,9 +255,15 @@ def verify_layers(student: Any, found: Found, batch: int = LAYER_BATCH,
 
 def _errors_note(fields: dict[str, Any]) -> str:
     errors = fields.get("errors")
-    failed = [m for m in MODES if isinstance(errors, dict) and errors.get(m)]
-    modes = {"eval": "evaluation", "train": "training"}
-    return " and ".join(f"the model failed in {modes[m]} mode" for m in failed)
+    failed = [say(_FAILED_IN[m]) for m in MODES if isinstance(errors, dict) and errors.get(m)]
+    note = failed[0] if failed else ""
+    for more in failed[1:]:
+        note = say(_AND, first=note, second=more)
+    return note
+
+
+_FAILED_IN = {"eval": N_("the model failed in evaluation mode"),
+              "train": N_("the model failed in training mode")}
 
 
 def check_layers(fields: dict[str, Any], arrays: list[np.ndarray]) -> tuple[LayerCheck, ...]:
@@ -241,27 +278,28 @@ def check_layers(fields: dict[str, Any], arrays: list[np.ndarray]) -> tuple[Laye
         if (isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)
                 and item[0] not in seen and layer_kind(item[1])):
             checks.append(LayerCheck(item[0][:200], item[1][:100], str(layer_kind(item[1])),
-                                     False, "the grader could not record what it did (too many "
-                                            "or too large layers, or not one tensor in "
-                                            "and one out)"))
+                                     False, say(N_("the grader could not record what it did "
+                                                   "(too many or too large layers, or not one "
+                                                   "tensor in and one out)"))))
     return tuple(checks)
 
 
 def check_layer(entry: Any, arrays: list[np.ndarray]) -> LayerCheck:
     """One recorded layer, recomputed from its own input, weights and settings."""
     if not isinstance(entry, dict):
-        return LayerCheck("", "", "", False, "its record could not be read")
+        return LayerCheck("", "", "", False, say(_RECORD_UNREADABLE))
     path, name = _text(entry.get("path")), _text(entry.get("class"))
     kind = layer_kind(name)
     if kind is None:
-        return LayerCheck(path, name, "", False, "its name claims no layer the grader checks")
+        return LayerCheck(path, name, "", False,
+                          say(N_("its name claims no layer the grader checks")))
     try:
         CHECKS[kind](Recorded(entry, arrays))
     except NotVerified as exc:
-        return LayerCheck(path, name, kind, False, str(exc))
+        return LayerCheck(path, name, kind, False, exc.finding)
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, ArithmeticError):
         return LayerCheck(path, name, kind, False,
-                          "the grader could not recompute it from what it recorded")
+                          say(N_("the grader could not recompute it from what it recorded")))
     return LayerCheck(path, name, kind, True)
 
 
@@ -279,12 +317,12 @@ class Recorded:
     def array(self, index: Any) -> torch.Tensor:
         if (not isinstance(index, int) or isinstance(index, bool)
                 or not 0 <= index < len(self.arrays)):
-            raise NotVerified("its record could not be read")
+            raise NotVerified(_RECORD_UNREADABLE)
         value = self.arrays[index]
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-            raise NotVerified("its record holds something other than numbers")
+            raise NotVerified(N_("its record holds something other than numbers"))
         if not np.isfinite(value).all():
-            raise NotVerified("its input, output or weights are not finite numbers")
+            raise NotVerified(N_("its input, output or weights are not finite numbers"))
         return torch.from_numpy(value.astype(np.float64))
 
     def tensor(self, name: str) -> torch.Tensor | None:
@@ -299,7 +337,7 @@ class Recorded:
         calls = self.entry.get("calls")
         call = calls.get(mode) if isinstance(calls, dict) else None
         if not isinstance(call, dict):
-            raise NotVerified(f"it did not run in {_MODE_WORDS[mode]} mode on the grader's batch")
+            raise NotVerified(_DID_NOT_RUN[mode])
         return self.array(call.get("input")), self.array(call.get("output"))
 
     def setting(self, name: str, default: Any = None) -> Any:
@@ -319,11 +357,12 @@ class Recorded:
         if (not isinstance(value, list) or len(value) != count or not all(
                 isinstance(v, int) and not isinstance(v, bool) and low <= v <= MAX_SETTING
                 for v in value)):
-            raise NotVerified(f"its {name} could not be read")
+            raise NotVerified(N_("its {setting} could not be read"), setting=name)
         return value
 
 
-_MODE_WORDS = {"eval": "evaluation", "train": "training"}
+_DID_NOT_RUN = {"eval": N_("it did not run in evaluation mode on the grader's batch"),
+                "train": N_("it did not run in training mode on the grader's batch")}
 
 
 def close(expected: torch.Tensor, got: torch.Tensor) -> bool:
@@ -341,15 +380,16 @@ def check_conv(layer: Recorded) -> None:
     stride, padding, dilation and groups, in both modes."""
     weight, bias = layer.tensor("weight"), layer.tensor("bias")
     if weight is None or weight.ndim not in (3, 4, 5):
-        raise NotVerified("it has no convolution weights")
+        raise NotVerified(N_("it has no convolution weights"))
     dims = weight.ndim - 2
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise NotVerified("its bias does not fit its weights")
+        raise NotVerified(N_("its bias does not fit its weights"))
     convolve = _convolution(layer, weight, bias, dims)
     for mode in MODES:
         given, output = layer.call(mode)
         if not close(convolve(given), output):
-            raise NotVerified("its output is not a convolution of its input with its weights")
+            raise NotVerified(N_("its output is not a convolution of its input with its "
+                                 "weights"))
 
 
 def _convolution(layer: Recorded, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -359,9 +399,9 @@ def _convolution(layer: Recorded, weight: torch.Tensor, bias: torch.Tensor | Non
     groups, mode = layer.setting("groups", 1), layer.setting("padding_mode", "zeros")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
             or weight.shape[0] % groups:
-        raise NotVerified("its groups could not be read")
+        raise NotVerified(N_("its groups could not be read"))
     if mode not in ("zeros", "reflect", "replicate", "circular"):
-        raise NotVerified("its padding mode could not be read")
+        raise NotVerified(N_("its padding mode could not be read"))
     padding = layer.setting("padding", 0)
     if padding not in ("same", "valid"):
         padding = layer.ints("padding", dims, 0)
@@ -370,10 +410,10 @@ def _convolution(layer: Recorded, weight: torch.Tensor, bias: torch.Tensor | Non
 
     def convolve(given: torch.Tensor) -> torch.Tensor:
         if given.ndim != dims + 2 or given.shape[1] != weight.shape[1] * groups:
-            raise NotVerified("its weights do not fit its input")
+            raise NotVerified(_UNFIT)
         padded = [s + pad[2 * i] + pad[2 * i + 1] for i, s in enumerate(given.shape[:1:-1])]
         if given.shape[0] * weight.numel() * math.prod(padded) > MAX_MACS:
-            raise NotVerified("it is too large for the grader to recompute")
+            raise NotVerified(N_("it is too large for the grader to recompute"))
         if mode != "zeros":
             return function(F.pad(given, pad, mode=mode), weight, bias, stride, 0, dilation,
                             groups)
@@ -399,15 +439,16 @@ def check_batchnorm(layer: Recorded) -> None:
     mean, var = layer.tensor("running_mean"), layer.tensor("running_var")
     eps = layer.number("eps")
     if eps is None or not 0 < eps < 1:
-        raise NotVerified("it declares no eps, the small number batch norm adds to the variance")
+        raise NotVerified(N_("it declares no eps, the small number batch norm adds to the "
+                             "variance"))
     if (mean is None) != (var is None) or (var is not None and bool((var < 0).any())):
-        raise NotVerified("its running statistics could not be read")
+        raise NotVerified(N_("its running statistics could not be read"))
     for mode in MODES:
         given, output = layer.call(mode)
         channels = given.shape[1] if given.ndim >= 2 else -1
         if any(t is not None and tuple(t.shape) != (channels,)
                for t in (weight, bias, mean, var)):
-            raise NotVerified("its weights do not fit its input")
+            raise NotVerified(_UNFIT)
         training = mode == "train" or mean is None
         expected = F.batch_norm(given, None if training else mean, None if training else var,
                                 weight, bias, training, 0.0, eps)
@@ -415,11 +456,12 @@ def check_batchnorm(layer: Recorded) -> None:
             raise NotVerified(_BATCHNORM_WRONG[mode])
 
 
+_UNFIT = N_("its weights do not fit its input")
 _BATCHNORM_WRONG = {
-    "train": "in training mode its output is not its input normalised with the batch's own "
-             "mean and variance",
-    "eval": "in evaluation mode its output is not its input normalised with its running mean "
-            "and variance",
+    "train": N_("in training mode its output is not its input normalised with the batch's own "
+                "mean and variance"),
+    "eval": N_("in evaluation mode its output is not its input normalised with its running "
+               "mean and variance"),
 }
 
 
@@ -429,26 +471,26 @@ def check_dropout(layer: Recorded) -> None:
     nothing in train mode is not dropout."""
     p = layer.number("p")
     if p is None or not 0 < p < 1:
-        raise NotVerified("its drop probability p is 0, so it drops nothing" if p == 0 else
-                          "it declares no drop probability p between 0 and 1")
+        raise NotVerified(N_("its drop probability p is 0, so it drops nothing") if p == 0 else
+                          N_("it declares no drop probability p between 0 and 1"))
     given, output = layer.call("eval")
     if given.shape != output.shape or not torch.allclose(output, given, rtol=1e-6, atol=0):
-        raise NotVerified("in evaluation mode it changed its input")
+        raise NotVerified(N_("in evaluation mode it changed its input"))
     given, output = layer.call("train")
     if given.shape != output.shape:
-        raise NotVerified("in training mode its output is not shaped like its input")
+        raise NotVerified(N_("in training mode its output is not shaped like its input"))
     live, dropped = given != 0, output == 0
     kept = live & ~dropped
     if torch.allclose(output, given, rtol=1e-6, atol=0):
-        raise NotVerified("in training mode it changed nothing, so it is not dropout")
+        raise NotVerified(N_("in training mode it changed nothing, so it is not dropout"))
     if bool((output[~live] != 0).any()) or not torch.allclose(
             output[kept], given[kept] / (1 - p), rtol=1e-3, atol=1e-6):
-        raise NotVerified("in training mode its output is not its input with some elements "
-                          "zeroed and the others scaled by 1/(1-p)")
+        raise NotVerified(N_("in training mode its output is not its input with some "
+                             "elements zeroed and the others scaled by 1/(1-p)"))
     if not bool((live & dropped).any()):
-        raise NotVerified("in training mode it dropped no element")
+        raise NotVerified(N_("in training mode it dropped no element"))
     if not bool(kept.any()):
-        raise NotVerified("in training mode it dropped every element")
+        raise NotVerified(N_("in training mode it dropped every element"))
 
 
 CHECKS: dict[str, Callable[[Recorded], None]] = {
@@ -466,19 +508,24 @@ def architecture_notes(found: Found) -> dict[str, str]:
         named = {n for n in found.layers if layer_kind(n) == kind}
         used = {n for n in found.used_layers if layer_kind(n) == kind}
         if failed:
-            where = f"`{failed[0].path}`" if failed[0].path else "the model itself"
-            also = f" ({found.layers_note})" if found.layers_note else ""
-            notes[kind] = (f"{what}: a layer named {failed[0].name} ({where}) was used, but "
-                           f"{failed[0].finding}{also}")
+            # a path in backticks is code, never a word to translate
+            where = f"`{failed[0].path}`" if failed[0].path else say(N_("the model itself"))
+            also = say(_ASIDE, note=found.layers_note) if found.layers_note else ""
+            notes[kind] = say(N_("{what}: a layer named {name} ({where}) was used, but "
+                                 "{finding}{also}"), what=what, name=failed[0].name,
+                              where=where, finding=failed[0].finding, also=also)
         elif used and found.layers_note:
-            notes[kind] = f"{what}: not checked, as {found.layers_note}"
+            notes[kind] = say(N_("{what}: not checked, as {note}"), what=what,
+                              note=found.layers_note)
         elif used:
-            notes[kind] = f"{what}: a layer named {min(used)} is in the model, but did not " \
-                          "run when the grader checked its layers"
+            notes[kind] = say(N_("{what}: a layer named {name} is in the model, but did not "
+                                 "run when the grader checked its layers"), what=what,
+                              name=min(used))
         elif named:
-            notes[kind] = f"{what}: a {min(named)} is defined but never used in forward()"
+            notes[kind] = say(N_("{what}: a {name} is defined but never used in forward()"),
+                              what=what, name=min(named))
         else:
-            notes[kind] = f"{what}: missing"
+            notes[kind] = say(N_("{what}: missing"), what=what)
     return notes
 
 
@@ -536,11 +583,17 @@ def regression_fit(student: Any, run: Any, rng: np.random.Generator | None = Non
     if fits:  # the best, and of equally good ones (the same model) the first found
         best = min(f.mse for f in fits)
         return next(f for f in fits if f.mse <= best * (1 + 1e-4) + 1e-12)
-    looked = [f"`{n}`" for n in contract if n in PREDICTORS]
-    looked += ["any nn.Module in the notebook", f"for {', '.join(WEIGHTS)}"]
-    also = f" ({'; '.join(tried)})" if tried else ""
-    return Fit(feedback="no trained model mapping one input to one output was found: looked "
-                        f"for {', '.join(looked[:-1])} and {looked[-1]}{also}")
+    functions = [f"`{n}`" for n in contract if n in PREDICTORS]
+    also = say(_ASIDE, note=Words.join(tried)) if tried else ""
+    if functions:
+        return Fit(feedback=say(N_("no trained model mapping one input to one output was "
+                                   "found: looked for {functions}, any nn.Module in the "
+                                   "notebook and for {weights}{also}"),
+                                functions=Words.join(functions, ", "),
+                                weights=", ".join(WEIGHTS), also=also))
+    return Fit(feedback=say(N_("no trained model mapping one input to one output was found: "
+                               "looked for any nn.Module in the notebook and for "
+                               "{weights}{also}"), weights=", ".join(WEIGHTS), also=also))
 
 
 def _scored(judged: str, x: np.ndarray, y: np.ndarray, prediction: Any,
@@ -549,11 +602,12 @@ def _scored(judged: str, x: np.ndarray, y: np.ndarray, prediction: Any,
     answer is not one finite number per point."""
     answer = np.asarray(prediction)
     if answer.dtype.kind not in "biuf" or answer.size != y.size:
-        tried.append(f"{judged} returned shape {list(answer.shape)} for {len(x)} points")
+        tried.append(say(N_("{model} returned shape {shape} for {count} points"), model=judged,
+                         shape=list(answer.shape), count=len(x)))
         return []
     answer = answer.astype(np.float64).reshape(y.shape)
     if not np.isfinite(answer).all():
-        tried.append(f"{judged} returned numbers that are not finite")
+        tried.append(say(N_("{model} returned numbers that are not finite"), model=judged))
         return []
     mse = float(np.mean((answer - y.astype(np.float64)) ** 2))
     return [Fit(judged, mse, x, y, answer)]
@@ -566,11 +620,12 @@ def _function_fits(student: Any, contract: tuple[str, ...] | list[str], x: np.nd
         try:
             answer = student.call(name, x)
         except ProbeError:  # not there, or not callable on x: the others are tried
-            tried.append(f"`{name}` could not be called on the grader's points")
+            tried.append(say(N_("`{name}` could not be called on the grader's points"),
+                             name=name))
             continue
         if len(answer) != 1:
-            tried.append(f"`{name}` returned {len(answer)} values, not one prediction per "
-                         "point")
+            tried.append(say(N_("`{name}` returned {count} values, not one prediction per "
+                                "point"), name=name, count=len(answer)))
             continue
         fits += _scored(f"`{name}`", x, y, answer[0], tried)
     return fits
@@ -583,9 +638,10 @@ def _module_fits(student: Any, contract: tuple[str, ...] | list[str], x: np.ndar
         try:
             answer = student.forward(name, x)
         except ProbeError:
-            tried.append(f"the nn.Module `{name}` could not be run on {len(x)} points")
+            tried.append(say(N_("the nn.Module `{name}` could not be run on {count} points"),
+                             name=name, count=len(x)))
             continue
-        fits += _scored(f"the nn.Module `{name}`", x, y, answer, tried)
+        fits += _scored(say(N_("the nn.Module `{name}`"), name=name), x, y, answer, tried)
     return fits
 
 
@@ -615,10 +671,10 @@ def _weight_fits(student: Any, run: Any, rng: np.random.Generator, x: np.ndarray
                 break
         if len(weights) < len(names):
             continue  # not all four are there: nothing to judge under these names
-        shown = ", ".join(names)
+        shown: str = ", ".join(names)
         net = two_layer(*weights)
         if isinstance(net, str):
-            tried.append(f"{shown} {net}")
+            tried.append(say(N_("{name} {why}"), name=shown, why=net))
             continue
         w1, b1, w2, b2 = net
         at, truth = x.astype(np.float64), y
@@ -626,7 +682,8 @@ def _weight_fits(student: Any, run: Any, rng: np.random.Generator, x: np.ndarray
         if rows > 1:  # one bias row per training point: judged at those points
             at = np.linspace(-1, 1, rows).reshape(-1, 1)
             truth = (at**2 + 0.2 * rng.uniform(0, 1, at.shape)).astype(np.float32)
-            shown += f" (one bias row per point: judged at the slide's {len(at)} points)"
+            shown = say(N_("{names} (one bias row per point: judged at the slide's {count} "
+                           "points)"), names=shown, count=len(at))
         with np.errstate(over="ignore", invalid="ignore"):
             answer = 1 / (1 + np.exp(-(at @ w1 + b1))) @ w2 + b2
         fits += _scored(shown, at.astype(np.float32), truth, answer, tried)
@@ -640,7 +697,8 @@ def two_layer(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray,
     point), whichever way the notebook wrote them (W1 as H x 1, vectors, scalars); or why
     they are not such a net, in words."""
     shapes = ", ".join(str(list(w.shape)) for w in (W1, b1, W2, b2))
-    wrong = f"do not fit together as one input → hidden → one output (shapes {shapes})"
+    wrong = say(N_("do not fit together as one input → hidden → one output (shapes {shapes})"),
+                shapes=shapes)
     if W1.ndim not in (1, 2) or W2.ndim not in (1, 2) or b1.ndim > 2 or b2.ndim > 2:
         return wrong
     hidden = W1.size

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from grader.i18n import N_, Words, say
 from grader.judge.models import code_trees, regressors
 from grader.sandbox import ProbeError
 
@@ -43,9 +44,11 @@ SUFFIXES = (".pkl", ".pt", ".pth")
 MAX_FILES = 8              # saved files read at most
 MAX_BYTES = 16 << 20       # the largest file read (a 1 → 10 → 1 net is 2 kB)
 POINTS = 101               # the judge's inputs, drawn in [-1.5, 1.5] for every run
-LOOKED = "looked at every file torch.save wrote and every .pkl, .pt and .pth in the " \
-         "notebook's folder"
+LOOKED = N_("looked at every file torch.save wrote and every .pkl, .pt and .pth in the "
+            "notebook's folder")
 
+#: What a chain of Linear layers restored without an activation between them is said to use.
+NO_ACTIVATION = N_("no activation")
 #: The activations a chain of Linear layers is tried with, restored outside (the state_dict
 #: does not say which the notebook's forward used).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -53,9 +56,12 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "ELU": F.elu, "softplus": F.softplus, "GELU": F.gelu, "SiLU": F.silu, "ReLU6": F.relu6,
     "SELU": F.selu, "CELU": F.celu, "Mish": F.mish, "Hardtanh": F.hardtanh,
     "Hardswish": F.hardswish, "Hardsigmoid": F.hardsigmoid, "Softsign": F.softsign,
-    "no activation": lambda t: t}
+    NO_ACTIVATION: lambda t: t}
 #: Hidden layers up to which every combination of activations is tried (else one for all).
 COMBINED_UP_TO = 2
+#: A file and what it holds; a subject and what is said of it.
+_ASIDE = N_("{name} ({note})")
+_WHY = N_("{name} {why}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class SavedFile:
 
     def words(self) -> str:
         """The file and what it holds, as feedback names it."""
-        return f"{self.name} ({self.note})" if self.note else self.name
+        return say(_ASIDE, name=self.name, note=self.note) if self.note else self.name
 
 
 @dataclass(frozen=True)
@@ -102,24 +108,27 @@ class Saved:
 
     def found(self) -> str:
         """What was found, in words, for feedback."""
-        listed = "; ".join(f.words() for f in self.files)
-        gone = "; ".join(f"torch.save wrote {m}, but it is not in the notebook's folder"
-                         for m in self.missing)
-        return "; ".join(p for p in (listed, gone) if p) or "no saved file"
+        said = [f.words() for f in self.files] + [
+            say(N_("torch.save wrote {name}, but it is not in the notebook's folder"), name=m)
+            for m in self.missing]
+        return Words.join(said) if said else say(N_("no saved file"))
 
     def no_parameters(self) -> str:
         """Feedback when no state_dict was found: the template's name and what was seen."""
-        return f"no parameters were saved: {TEMPLATE_PARAMS} was not saved, nor any other " \
-               f"file holding a state_dict ({LOOKED}: {self.found()})"
+        return say(N_("no parameters were saved: {template} was not saved, nor any other file "
+                      "holding a state_dict ({looked}: {found})"), template=TEMPLATE_PARAMS,
+                   looked=say(LOOKED), found=self.found())
 
     def no_whole(self) -> str:
         """Feedback when no whole net was found: the template's name and what was seen."""
-        return f"no whole net was saved: {TEMPLATE_WHOLE} was not saved, nor any other file " \
-               f"holding a pickled model ({LOOKED}: {self.found()})"
+        return say(N_("no whole net was saved: {template} was not saved, nor any other file "
+                      "holding a pickled model ({looked}: {found})"), template=TEMPLATE_WHOLE,
+                   looked=say(LOOKED), found=self.found())
 
     def both(self) -> str:
         """Feedback when both were found: the first of each."""
-        return f"saved both ways: {self.wholes[0].words()} and {self.state_dicts[0].words()}"
+        return say(N_("saved both ways: {whole} and {parameters}"),
+                   whole=self.wholes[0].words(), parameters=self.state_dicts[0].words())
 
 
 # ------------------------------------------------------------------ which files, read how
@@ -213,12 +222,14 @@ def _saved_files(student: Any, run: Any) -> Saved:
     files = []
     for name in names[:MAX_FILES]:
         if present[name] > MAX_BYTES:
-            files.append(SavedFile(name, "unreadable", note="too large for the grader to read"))
+            files.append(SavedFile(name, "unreadable",
+                                   note=say(N_("too large for the grader to read"))))
             continue
         try:
             data = student.read_file(name, max_bytes=MAX_BYTES)
         except ProbeError:
-            files.append(SavedFile(name, "unreadable", note="the grader could not read it"))
+            files.append(SavedFile(name, "unreadable",
+                                   note=say(N_("the grader could not read it"))))
             continue
         files.append(classify(name, data))
     return Saved(tuple(files), calls, tuple(t for t in targets if t not in present))
@@ -234,16 +245,19 @@ def classify(name: str, data: bytes) -> SavedFile:
     except Exception:  # noqa: BLE001  refused or broken: the opcodes tell which
         classes = pickled_classes(data)
         if not classes:
-            return SavedFile(name, "unreadable", note="neither parameters nor a pickled model")
+            return SavedFile(name, "unreadable",
+                             note=say(N_("neither parameters nor a pickled model")))
         shown = classes[0].rpartition(".")[2]
-        return SavedFile(name, "whole", classes, note=f"a pickled {shown}: a whole net")
+        return SavedFile(name, "whole", classes,
+                         note=say(N_("a pickled {name}: a whole net"), name=shown))
     state = parameters_of(loaded)
     if state is None:
-        return SavedFile(name, "other", note=f"a {type(loaded).__name__}, not parameters "
-                                              "by name")
+        return SavedFile(name, "other", note=say(N_("a {type}, not parameters by name"),
+                                                 type=type(loaded).__name__))
     chain = linear_chain(state)
-    shape = f"a state_dict of a {' → '.join(map(str, layer_sizes(chain)))} net" if chain \
-        else f"a state_dict of {len(state)} tensors"
+    shape = say(N_("a state_dict of a {sizes} net"),
+                sizes=" → ".join(map(str, layer_sizes(chain)))) if chain \
+        else say(N_("a state_dict of {count} tensors"), count=len(state))
     return SavedFile(name, "state_dict", state=state, note=shape)
 
 
@@ -369,7 +383,8 @@ def restorations(chain: Chain, x: np.ndarray) -> Iterator[tuple[str, np.ndarray]
                 out = F.linear(out, weight, bias)
                 if i < hidden:
                     out = ACTIVATIONS[combo[i]](out)
-        yield ", ".join(dict.fromkeys(combo)) or "no activation", out.numpy()
+        used = list(dict.fromkeys(combo))
+        yield Words.join(used, ", ") if used else say(NO_ACTIVATION), out.numpy()
 
 
 def agree(a: np.ndarray, b: np.ndarray) -> bool:
@@ -452,7 +467,7 @@ def _live_model(student: Any, saved: Saved, contract: tuple[str, ...] | list[str
         except ProbeError:
             continue
         if np.asarray(answer).size == len(x):
-            return _Model(f"the notebook's `{name}`", np.asarray(answer))
+            return _Model(say(N_("the notebook's `{name}`"), name=name), np.asarray(answer))
     return None
 
 
@@ -462,12 +477,14 @@ def _loaded(student: Any, file: SavedFile, x: np.ndarray) -> np.ndarray | str:
         answer = np.asarray(student.load_and_forward(file.name, x))
     except ProbeError as exc:
         if exc.kind == "timeout":
-            return f"{file.name} took too long to load and run inside the sandbox"
-        return f"{file.words()} could not be loaded as a model and run on a batch of shape " \
-               "(k, 1) inside the sandbox"
+            return say(N_("{name} took too long to load and run inside the sandbox"),
+                       name=file.name)
+        return say(N_("{file} could not be loaded as a model and run on a batch of shape "
+                      "(k, 1) inside the sandbox"), file=file.words())
     if answer.size != len(x):
-        return f"{file.name} loaded, but maps a batch of shape ({len(x)}, 1) to shape " \
-               f"{list(answer.shape)}: not one output per input"
+        return say(N_("{name} loaded, but maps a batch of shape ({count}, 1) to shape "
+                      "{shape}: not one output per input"), name=file.name, count=len(x),
+                   shape=list(answer.shape))
     return answer
 
 
@@ -476,12 +493,12 @@ def _restored(chain: Chain | None, against: np.ndarray, x: np.ndarray) -> tuple[
     activation it does so with), (False, "") when none does, or (False, why it cannot be
     restored, in words)."""
     if chain is None:
-        return False, "holds layers the grader does not rebuild by itself (it rebuilds " \
-                      "chains of Linear layers)"
+        return False, say(N_("holds layers the grader does not rebuild by itself (it rebuilds "
+                             "chains of Linear layers)"))
     sizes = layer_sizes(chain)
     if sizes[0] != 1 or sizes[-1] != 1:
-        return False, f"maps {sizes[0]} inputs to {sizes[-1]} outputs, not one input to " \
-                      "one output"
+        return False, say(N_("maps {inputs} inputs to {outputs} outputs, not one input to one "
+                             "output"), inputs=int(sizes[0]), outputs=int(sizes[-1]))
     for activation, prediction in restorations(chain, x):
         if agree(prediction, against):
             return True, activation
@@ -494,32 +511,36 @@ def _judge_parameters(saved: Saved, chains: dict[str, Chain | None],
     if not saved.state_dicts:
         return Judgement(0.0, saved.no_parameters())
     references = [live] if live is not None else [
-        _Model(f"the whole net saved in {name}", p) for name, p in wholes.items()
+        _Model(say(N_("the whole net saved in {name}"), name=name), p)
+        for name, p in wholes.items()
         if not isinstance(p, str)]
     why = []
     for file in saved.state_dicts:
         for reference in references:
             matched, words = _restored(chains[file.name], reference.prediction, x)
             if matched:
-                return Judgement(1.0, f"{file.words()}, restored by the grader ({words}), "
-                                      f"predicts what {reference.words} predicts")
+                return Judgement(1.0, say(N_("{file}, restored by the grader ({activations}), "
+                                             "predicts what {model} predicts"),
+                                          file=file.words(), activations=words,
+                                          model=reference.words))
             if words:
-                why.append(f"{file.words()} {words}")
+                why.append(say(_WHY, name=file.words(), why=words))
                 break
-            why.append(f"{file.words()}, restored by the grader with any of the common "
-                       f"activations, does not predict what {reference.words} predicts")
+            why.append(say(N_("{file}, restored by the grader with any of the common "
+                              "activations, does not predict what {model} predicts"),
+                           file=file.words(), model=reference.words))
     if not references:
         restorable = [f for f in saved.state_dicts if chains[f.name] is not None]
         if restorable:
-            return Judgement(0.5, f"{restorable[0].words()} was saved, but the grader found no "
-                                  "trained model left in the notebook, nor a whole saved net, "
-                                  "to compare it with")
-        return Judgement(0.5, f"{saved.state_dicts[0].words()} was saved, but could not be "
-                              "checked: no trained model is left in the notebook to compare "
-                              "it with")
+            return Judgement(0.5, say(N_("{file} was saved, but the grader found no trained "
+                                         "model left in the notebook, nor a whole saved net, "
+                                         "to compare it with"), file=restorable[0].words()))
+        return Judgement(0.5, say(N_("{file} was saved, but could not be checked: no trained "
+                                     "model is left in the notebook to compare it with"),
+                                  file=saved.state_dicts[0].words()))
     if all(chains[f.name] is None for f in saved.state_dicts):
-        return Judgement(0.5, f"{why[0]}: saved, but not checked")
-    return Judgement(0.0, "; ".join(why))
+        return Judgement(0.5, say(N_("{why}: saved, but not checked"), why=why[0]))
+    return Judgement(0.0, Words.join(why))
 
 
 def _judge_whole(saved: Saved, chains: dict[str, Chain | None],
@@ -534,22 +555,26 @@ def _judge_whole(saved: Saved, chains: dict[str, Chain | None],
         file = next(f for f in saved.wholes if f.name == name)
         if live is not None:
             if agree(prediction, live.prediction):
-                return Judgement(1.0, f"{file.words()}, loaded inside the sandbox, predicts "
-                                      f"what {live.words} predicts")
-            why.append(f"{file.words()}, loaded inside the sandbox, does not predict what "
-                       f"{live.words} predicts (they differ by up to "
-                       f"{difference(prediction, live.prediction):.3g} on the grader's points)")
+                return Judgement(1.0, say(N_("{file}, loaded inside the sandbox, predicts what "
+                                             "{model} predicts"), file=file.words(),
+                                          model=live.words))
+            why.append(say(N_("{file}, loaded inside the sandbox, does not predict what {model} "
+                              "predicts (they differ by up to {difference:.3g} on the grader's "
+                              "points)"), file=file.words(), model=live.words,
+                           difference=difference(prediction, live.prediction)))
             continue
         restored = [(state, _restored(chains[state.name], prediction, x))
                     for state in saved.state_dicts]
         for state, (matched, _) in restored:
             if matched:
-                return Judgement(1.0, f"{file.words()}, loaded inside the sandbox, predicts "
-                                      f"what the parameters saved in {state.name} predict "
-                                      "(the notebook kept no trained model to compare with)")
-        alone = f"{file.words()} loads inside the sandbox, but the grader found no trained " \
-                "model left in the notebook to compare it with"
+                return Judgement(1.0, say(N_("{file}, loaded inside the sandbox, predicts what "
+                                             "the parameters saved in {name} predict (the "
+                                             "notebook kept no trained model to compare with)"),
+                                          file=file.words(), name=state.name))
+        alone = say(N_("{file} loads inside the sandbox, but the grader found no trained model "
+                       "left in the notebook to compare it with"), file=file.words())
         if all(words for _, (_, words) in restored):  # no parameters it could be checked by
             return Judgement(0.5, alone)
-        why.append(f"{alone}, and the parameters saved beside it predict otherwise")
-    return Judgement(0.0, "; ".join(why))
+        why.append(say(N_("{alone}, and the parameters saved beside it predict otherwise"),
+                       alone=alone))
+    return Judgement(0.0, Words.join(why))
