@@ -5,12 +5,14 @@ import pytest
 
 from grader.judge import (
     GRADIENT_NAMES,
+    Words,
     autograd_calls,
     code_cells,
     find_code_gradients,
     function_source,
     random_problem,
     regression_fit,
+    say,
 )
 
 
@@ -28,13 +30,14 @@ def test_gradients_are_derived_not_autograd(student, run, credit):
             "..., dW1 = ..., or a value compared with w1.grad) was found"
         derived = sorted(f.gradient for f in found.found.values() if not f.autograd)
         autograd = sorted(f.gradient for f in found.found.values() if f.autograd)
-        said = f"{', '.join(autograd)}: autograd's answer (.grad), not an expression you " \
-            "derived" if autograd else ""
+        said = say("{names}: autograd's answer (.grad), not an expression you derived",
+                   names=Words.join(autograd, ", ")) if autograd else ""
         assert derived, said
         missing = sorted(set(GRADIENT_NAMES) - set(derived) - set(autograd))
-        notes = [said, f"{', '.join(missing)}: not computed in code" if missing else ""]
+        notes = [said, say("{names}: not computed in code", names=Words.join(missing, ", "))
+                 if missing else ""]
         credit(len(derived) / len(GRADIENT_NAMES),
-               "; ".join(n for n in notes if n) or "all four derived in code")
+               Words.join(n for n in notes if n) or "all four derived in code")
         return
     assert not autograd_calls(source), "`gradients` uses autograd; the homework asks for the " \
         "expressions you derived"
@@ -54,6 +57,7 @@ def test_trained_net_fits_the_slide_data(student, run, notebook, reference, cred
                          notebook.contract if notebook else ())
     assert fit.judged, fit.feedback
     evidence["fit"] = fit.evidence(reference.minibatch.NOISE_FLOOR)
-    assert fit.mse < 0.01, f"{fit.judged}: MSE {fit.mse:.4f} on fresh points (a good fit is " \
-        "below 0.01; the noise alone gives 0.0033)"
-    credit(1.0, f"{fit.judged}: MSE {fit.mse:.4f} on fresh points")
+    assert fit.mse < 0.01, say("{model}: MSE {mse:.4f} on fresh points (a good fit is below "
+                               "0.01; the noise alone gives 0.0033)", model=fit.judged,
+                               mse=fit.mse)
+    credit(1.0, say("{model}: MSE {mse:.4f} on fresh points", model=fit.judged, mse=fit.mse))

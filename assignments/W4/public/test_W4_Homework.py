@@ -16,6 +16,7 @@ from grader.judge import (
     function_source,
     markdown_cells,
     read_markdown,
+    say,
     summarize,
     summarize_code_gradients,
     summarize_readings,
@@ -46,7 +47,7 @@ def test_gradients_match_the_derivation(student, run, credit, evidence):
         feedback = summarize_code_gradients(judged.readings)
         assert right, feedback
         credit(len(right) / len(GRADIENT_NAMES),
-               feedback or f"all four gradients right ({judged.bias} biases)")
+               feedback or say("all four gradients right ({bias} biases)", bias=judged.bias))
         return
     bias = bias_convention(student, rng)
     assert bias is not None, (
@@ -55,7 +56,8 @@ def test_gradients_match_the_derivation(student, run, credit, evidence):
     wrong = first_wrong(check_gradients(student, rng, bias, evidence))
     earned = (len(GRADIENT_NAMES) - len(wrong)) / len(GRADIENT_NAMES)
     assert earned > 0, summarize(wrong.values())
-    credit(earned, summarize(wrong.values()) or f"all four gradients right ({bias} biases)")
+    credit(earned, summarize(wrong.values()) or say("all four gradients right ({bias} biases)",
+                                                    bias=bias))
 
 
 @pytest.mark.points(4)

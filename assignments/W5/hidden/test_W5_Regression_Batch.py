@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from grader.judge import regression_fit
+from grader.judge import regression_fit, say
 
 
 @pytest.mark.points(5)
@@ -20,7 +20,9 @@ def test_fit_reaches_the_noise_floor(student, run, notebook, reference, credit, 
     floor = reference.minibatch.NOISE_FLOOR
     evidence["fit"] = fit.evidence(floor)
     ratio = fit.mse / floor
-    assert ratio < 3, f"{fit.judged}: MSE on fresh points {fit.mse:.5f} = {ratio:.2f} x the " \
-        "noise floor 0.00333 (full points within 1.1 x)"
+    assert ratio < 3, say("{model}: MSE on fresh points {mse:.5f} = {ratio:.2f} x the noise "
+                          "floor 0.00333 (full points within 1.1 x)", model=fit.judged,
+                          mse=fit.mse, ratio=ratio)
     credit(min(1.0, (3 - ratio) / (3 - 1.1)),
-           f"{fit.judged}: MSE on fresh points {fit.mse:.5f} = {ratio:.2f} x the noise floor")
+           say("{model}: MSE on fresh points {mse:.5f} = {ratio:.2f} x the noise floor",
+               model=fit.judged, mse=fit.mse, ratio=ratio))

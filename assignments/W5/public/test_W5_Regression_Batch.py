@@ -12,6 +12,7 @@ from grader.judge import (
     function_source,
     judge_batch_loss,
     random_problem,
+    say,
 )
 
 
@@ -33,12 +34,12 @@ def test_each_index_once_per_epoch(student, run, credit, evidence):
     second = student.call("minibatches", np.array(103), np.array(10), torch=False)
     seen = np.sort(np.concatenate([np.ravel(b) for b in first]).astype(np.int64))
     missing = sorted(set(range(103)) - set(seen.tolist()))
-    assert not missing, f"one epoch of 103 points in batches of 10 leaves out {len(missing)} " \
-        "points (the last, shorter batch is missing?)"
+    assert not missing, say("one epoch of 103 points in batches of 10 leaves out {count} points "
+                            "(the last, shorter batch is missing?)", count=len(missing))
     assert seen.tolist() == list(range(103)), "some points are visited twice in one epoch"
     sizes = [np.size(b) for b in first]
-    assert all(s == 10 for s in sizes[:-1]), f"batch sizes {sizes}: every batch but the last " \
-        "must hold |B| = 10 points"
+    assert all(s == 10 for s in sizes[:-1]), say(
+        "batch sizes {sizes}: every batch but the last must hold |B| = 10 points", sizes=sizes)
     order = np.concatenate([np.ravel(b) for b in second])
     assert not np.array_equal(np.concatenate([np.ravel(b) for b in first]), order), \
         "two epochs visit the points in the same order: draw a new permutation each epoch"
@@ -68,6 +69,8 @@ def test_batch_gradient_is_the_mean(student, reference, run, credit, evidence):
     if all(r is not None and abs(r - 16) < 1e-6 for r in ratios):
         pytest.fail("the gradient is the batch sum, not the batch mean: divide by |B| = 16")
     for name, m, r in zip(GRADIENT_NAMES, mine, right, strict=False):
-        assert m.size == r.numel(), f"{name} has shape {list(m.shape)}, expected {list(r.shape)}"
-        error = np.linalg.norm(m.reshape(r.shape) - r.numpy()) / np.linalg.norm(r.numpy())
-        assert error < 1e-6, f"{name} is not the batch-mean gradient (relative error {error:.2g})"
+        assert m.size == r.numel(), say("{name} has shape {shape}, expected {expected}",
+                                        name=name, shape=list(m.shape), expected=list(r.shape))
+        error = float(np.linalg.norm(m.reshape(r.shape) - r.numpy()) / np.linalg.norm(r.numpy()))
+        assert error < 1e-6, say("{name} is not the batch-mean gradient (relative error "
+                                 "{error:.2g})", name=name, error=error)

@@ -5,6 +5,7 @@ import pytest
 
 from grader.judge import (
     LAYER_KINDS,
+    Words,
     accuracy,
     architecture_notes,
     confusion,
@@ -12,6 +13,7 @@ from grader.judge import (
     fraction_correct,
     misclassified,
     predictions,
+    say,
     verify_layers,
 )
 
@@ -34,8 +36,8 @@ def scores(student, notebook, mnist, evidence):
 @pytest.fixture(scope="module")
 def curve(assignment):
     if assignment.accuracy is None:
-        pytest.fail(f"{assignment.folder / 'assignment.toml'} has no [accuracy] table "
-                    "(baseline, target): the grader cannot score accuracy")
+        pytest.fail(say("{path} has no [accuracy] table (baseline, target): the grader cannot "
+                        "score accuracy", path=str(assignment.folder / "assignment.toml")))
     return assignment.accuracy
 
 
@@ -50,11 +52,13 @@ def test_accuracy_on_digits_it_never_saw(scores, curve, credit):
     _, test, holdout = scores
     scored = min(test, holdout)
     earned = curve.earned(scored)
-    assert earned > 0, f"accuracy {holdout:.4f} on the private hold-out and {test:.4f} on the " \
-        f"test set, measured by the grader: no better than the slide's baseline " \
-        f"{curve.baseline:.2f}"
-    credit(earned, f"private hold-out {holdout:.4f}, test {test:.4f} (measured by the grader; "
-           f"scored on {scored:.4f}; full points at {curve.target:.3f})")
+    assert earned > 0, say("accuracy {holdout:.4f} on the private hold-out and {test:.4f} on "
+                           "the test set, measured by the grader: no better than the slide's "
+                           "baseline {baseline:.2f}", holdout=holdout, test=test,
+                           baseline=float(curve.baseline))
+    credit(earned, say("private hold-out {holdout:.4f}, test {test:.4f} (measured by the "
+                       "grader; scored on {scored:.4f}; full points at {target:.3f})",
+                       holdout=holdout, test=test, scored=scored, target=float(curve.target)))
 
 
 @pytest.mark.points(2)
@@ -64,8 +68,9 @@ def test_holdout_agrees_with_test(scores, curve):
     The private hold-out is never in the sandbox; a test accuracy more than [accuracy]
     max_gap above it suggests training on the test set."""
     _, test, holdout = scores
-    assert test - holdout <= curve.max_gap, f"test accuracy {test:.4f} but {holdout:.4f} on " \
-        "images the notebook never saw: did the model train on the test set?"
+    assert test - holdout <= curve.max_gap, say(
+        "test accuracy {test:.4f} but {holdout:.4f} on images the notebook never saw: did the "
+        "model train on the test set?", test=test, holdout=holdout)
 
 
 @pytest.mark.points(3)
@@ -80,12 +85,11 @@ def test_architecture(scores, student, evidence, credit):
                            "verified": c.verified, "finding": c.finding}
                           for c in found.layer_checks]
     verified = [what for kind, what in LAYER_KINDS.items() if kind in found.verified_layers]
-    notes = "; ".join(architecture_notes(found).values())
-    assert verified, f"the grader verified no convolutions, batch norm or dropout in the " \
-        f"model `{found.name}`; {notes}"
-    credit(len(verified) / len(LAYER_KINDS),
-           f"verified by what they compute: {', '.join(verified)}" + (f"; {notes}" if notes
-                                                                     else ""))
+    notes = Words.join(architecture_notes(found).values())
+    assert verified, say("the grader verified no convolutions, batch norm or dropout in the "
+                         "model `{name}`; {notes}", name=found.name, notes=notes)
+    said = say("verified by what they compute: {kinds}", kinds=Words.join(verified, ", "))
+    credit(len(verified) / len(LAYER_KINDS), Words.join([said, notes]) if notes else said)
 
 
 @pytest.mark.points(0)
@@ -97,5 +101,5 @@ def test_training_time_and_device(run, student, credit):
     longest = max(timed, key=lambda c: c.synced_seconds or c.seconds) if timed else None
     device = student.environment().get("gpu") or "cpu"
     assert longest is not None, "no cell ran"
-    credit(1.0, f"longest cell {longest.index}: "
-           f"{longest.synced_seconds or longest.seconds:.1f} s on {device}")
+    credit(1.0, say("longest cell {cell}: {seconds:.1f} s on {device}", cell=longest.index,
+                    seconds=float(longest.synced_seconds or longest.seconds), device=device))
