@@ -22,8 +22,8 @@ A submission time without a zone (some LMS exports give local times) is read in 
 the student's due date. With no time at all, the LMS's word decides: late counts as one period
 (`assumed`), anything else as on time.
 
-All the English a student reads about lateness is made in `describe`, so that a translation
-catalog can replace that one function.
+All the words a student reads about lateness are made in `describe`, from templates
+(`i18n.say`) that the report's catalog (grader/locale/zh/report.po) says in Chinese.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.i18n import N_, Words, say
 from grader.results import StoredResult
 
 #: The length of each kind of period a penalty is counted in.
@@ -234,44 +235,62 @@ def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
 # ------------------------------------------------------------------------ what a student reads
 
 
-def describe(late: Lateness) -> str:
-    """The one English sentence a student reads about their hand-in's lateness, e.g.
-    "handed in 1 day 3 hours late (due 2026-10-05 23:59 +08:00, extended): −20% (2 days
-    started, 10% each)"."""
+def describe(late: Lateness) -> Words:
+    """The one sentence a student reads about their hand-in's lateness, e.g. "handed in 1 day
+    3 hours late (due 2026-10-05 23:59 +08:00, extended): −20% (2 days started, 10% each)":
+    English `Words` whose templates the report's catalog says in Chinese."""
     policy = late.policy
     unit = policy.per if policy else "day"
     if late.assumed:
-        counted = f": counted as one {unit}{_cost(late)}" if policy else ""
-        return f"late by the LMS's account, time unknown{counted}"
+        if policy is None:
+            return say(N_("late by the LMS's account, time unknown"))
+        return say(N_("late by the LMS's account, time unknown: counted as one {unit}{cost}"),
+                   unit=say(_UNITS[unit]), cost=_cost(late))
     if late.late_by is None:
         if late.submitted_at is not None and late.submitted_at > late.due and policy:
-            return (f"on time: handed in {_span(late.submitted_at - late.due)} after the due "
-                    f"date, within the grace period of {_span(policy.grace)}")
-        return f"on time (due {_when(late.due)}, extended)" if late.extended else "on time"
-    extended = ", extended" if late.extended else ""
-    head = f"handed in {_span(late.late_by)} late (due {_when(late.due)}{extended})"
+            return say(N_("on time: handed in {span} after the due date, within the grace "
+                          "period of {grace}"), span=_span(late.submitted_at - late.due),
+                       grace=_span(policy.grace))
+        if late.extended:
+            return say(N_("on time (due {due}, extended)"), due=_when(late.due))
+        return say(N_("on time"))
+    extended = say(N_(", extended")) if late.extended else ""
+    head = say(N_("handed in {span} late (due {due}{extended})"), span=_span(late.late_by),
+               due=_when(late.due), extended=extended)
     if policy is None or not late.fraction:
         return head
     if policy.zero_after is not None and late.late_by > policy.zero_after:
-        return f"{head}: −100% (more than {_span(policy.zero_after)} late)"
+        return say(N_("{head}: −100% (more than {span} late)"), head=head,
+                   span=_span(policy.zero_after))
     capped = late.fraction < late.periods * policy.penalty - 1e-9
-    return (f"{head}{_cost(late)} ({_count(late.periods, unit)} started, {_percent(policy.penalty)}"
-            f" each{f', at most {_percent(policy.cap)}' if capped else ''})")
+    cap = say(N_(", at most {cap}"), cap=_percent(policy.cap)) if capped else ""
+    return say(N_("{head}{cost} ({periods} started, {penalty} each{cap})"), head=head,
+               cost=_cost(late), periods=_count(late.periods, unit),
+               penalty=_percent(policy.penalty), cap=cap)
 
 
-def _cost(late: Lateness) -> str:
-    return f": −{_percent(late.fraction)}" if late.fraction else ""
+#: A period's name, as "counted as one {unit}" says it.
+_UNITS = {"day": N_("day"), "hour": N_("hour")}
+#: "{n} day(s)" for each unit, singular and plural.
+_COUNTS = {"day": (N_("{n} day"), N_("{n} days")), "hour": (N_("{n} hour"), N_("{n} hours")),
+           "minute": (N_("{n} minute"), N_("{n} minutes")),
+           "second": (N_("{n} second"), N_("{n} seconds"))}
+
+
+def _cost(late: Lateness) -> Words | str:
+    return say(N_(": −{percent}"), percent=_percent(late.fraction)) if late.fraction else ""
 
 
 def _percent(fraction: float) -> str:
     return f"{round(fraction * 100, 4):g}%"
 
 
-def _count(n: int, unit: str) -> str:
-    return f"{n} {unit}{'' if n == 1 else 's'}"
+def _count(n: int, unit: str) -> Words:
+    one, many = _COUNTS[unit]
+    return say(one if n == 1 else many, n=n)
 
 
-def _span(span: timedelta) -> str:
+def _span(span: timedelta) -> Words:
     """A length of time in its two largest units that are not zero: "1 day 3 hours"."""
     seconds = math.floor(span.total_seconds())
     parts = []
@@ -279,7 +298,11 @@ def _span(span: timedelta) -> str:
         if seconds >= size:
             parts.append(_count(seconds // size, unit))
             seconds %= size
-    return " ".join(parts[:2]) or "less than a second"
+    if not parts:
+        return say(N_("less than a second"))
+    # two amounts side by side, in every language: no words of its own to translate
+    return parts[0] if len(parts) == 1 else Words("{larger} {smaller}",
+                                                  {"larger": parts[0], "smaller": parts[1]})
 
 
 def _when(moment: datetime) -> str:
