@@ -49,13 +49,14 @@ def histogram(values: Sequence[float], low: float, high: float, label: str,
     return _frame("".join(parts), label)
 
 
-def fit(x: Sequence[float], y: Sequence[float], prediction: Sequence[float], label: str) -> str:
-    """Data points and the model's curve through them (x sorted)."""
+def fit(x: Sequence[float], y: Sequence[float], prediction: Sequence[float], label: str,
+        empty: str = "no finite predictions to draw") -> str:
+    """Data points and the model's curve through them (x sorted); EMPTY says there are none."""
     xs, ys, ps = (np.asarray(v, dtype=np.float64) for v in (x, y, prediction))
     finite = np.isfinite(xs) & np.isfinite(ys) & np.isfinite(ps)
     xs, ys, ps = xs[finite], ys[finite], ps[finite]
     if not len(xs):
-        return _frame('<text x="40" y="100">no finite predictions to draw</text>', label)
+        return _frame(f'<text x="40" y="100">{escape(empty)}</text>', label)
     x0, x1 = float(xs.min()), float(xs.max()) or 1.0
     both = np.concatenate([ys, ps])
     y0, y1 = float(both.min()), float(both.max())

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
+from html import escape
 from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
 
+from grader import i18n
+from grader.i18n import N_
 from grader.report import sanitize
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -37,14 +40,18 @@ def _exporter() -> HTMLExporter:
     return exporter
 
 
-def render(nb: nbformat.NotebookNode | None) -> str:
-    """The executed notebook as a sanitised HTML fragment (no scripts, no fetches)."""
+def render(nb: nbformat.NotebookNode | None, lang: str = i18n.DEFAULT) -> str:
+    """The executed notebook as a sanitised HTML fragment (no scripts, no fetches); what
+    stands for it when there is none, in LANG."""
     if nb is None:
-        return "<p>The executed notebook is not available.</p>"
+        missing = i18n.translate(N_("The executed notebook is not available."), lang)
+        return f"<p>{escape(missing)}</p>"
     try:
         body, _ = _exporter().from_notebook_node(nb)
     except Exception as exc:  # noqa: BLE001 - a malformed notebook still gets a report
-        return f"<p>The notebook could not be rendered ({type(exc).__name__}).</p>"
+        said = i18n.say(N_("The notebook could not be rendered ({error})."),
+                        error=type(exc).__name__)
+        return f"<p>{escape(said.render(lang))}</p>"
     return sanitize.clean(body)
 
 

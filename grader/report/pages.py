@@ -8,20 +8,23 @@ Pages are built from stored results (`grader.results.StoredResult`), never from 
 
 from __future__ import annotations
 
+import gettext
 import json
 import re
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import jinja2
 
-from grader.report import charts, sanitize
+from grader import i18n
+from grader.i18n import N_
+from grader.report import charts, said, sanitize
 from grader.report import notebook as nbview
 from grader.results import Item, Outcome, StoredResult
 
@@ -29,28 +32,53 @@ PARAMETERS = ("dW1", "db1", "dW2", "db2")
 PROBLEM_OUTCOMES = frozenset(Outcome) - {Outcome.COMPLETED}
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+@cache
+def environment(lang: str = i18n.DEFAULT) -> jinja2.Environment:
+    """The templates in LANG: their static text from the grader's catalog (Jinja's i18n
+    extension), and filters that say a page's dynamic text (titles, feedback, reasons, notes,
+    the pills' words, units) in LANG. One environment per language."""
+    lang = i18n.language(lang)
     env = jinja2.Environment(loader=jinja2.PackageLoader("grader.report", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.Undefined)
+                             undefined=jinja2.Undefined, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)
     env.globals["csp"] = sanitize.CSP
     env.globals["stylesheet"] = resources.files("grader.report").joinpath(
         "templates/style.css").read_text()
-    env.filters["seconds"] = _seconds
+    env.globals["html_lang"] = i18n.HTML_LANG[lang]
+    env.filters["seconds"] = lambda v: _seconds(v, lang)
     env.filters["pts"] = lambda v: f"{float(v):.2f}".rstrip("0").rstrip(".") if v is not None \
         else "—"
     env.filters["megabytes"] = lambda b: f"{b / 2**20:.0f} MB" if b else "—"
     env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) \
         if t else "—"
+    env.filters["word"] = lambda value, kind: said.word(value, kind, lang)
+    env.filters["said"] = jinja2.pass_context(
+        lambda context, value: said.html(value, lang, _catalogs(context)))
+    env.filters["translated"] = jinja2.pass_context(
+        lambda context, text: i18n.translate(str(text), lang, _catalogs(context)))
+    env.filters["item_title"] = jinja2.pass_context(
+        lambda context, item: i18n.translate(item.heading, lang, _catalogs(context)))
+    env.filters["feedback"] = jinja2.pass_context(
+        lambda context, item: said.feedback(item.feedback, item.said, lang, _catalogs(context)))
+    env.filters["derivation"] = jinja2.pass_context(
+        lambda context, d: said.feedback(str(d.get("feedback") or ""), d.get("said"), lang,
+                                         _catalogs(context)))
     return env
 
 
-def _seconds(value: float | None) -> str:
+def _catalogs(context: Any) -> tuple[gettext.NullTranslations, ...]:
+    """The course's catalogs a page was rendered with (its rubric's titles and messages)."""
+    return tuple(context.get("catalogs") or ())
+
+
+def _seconds(value: float | None, lang: str = i18n.DEFAULT) -> str:
     if value is None:
         return "—"
-    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s" if value < 600 \
-        else f"{value / 60:.1f} min"
+    if value < 600:
+        shown = f"{value:.2f}" if value < 10 else f"{value:.0f}"
+        return i18n.say(N_("{value} s"), value=shown).render(lang)
+    return i18n.say(N_("{value} min"), value=f"{value / 60:.1f}").render(lang)
 
 
 # ----------------------------------------------------------------------------- student page
@@ -85,7 +113,7 @@ def _gradient_table(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def _evidence_view(evidence: dict[str, Any]) -> dict[str, Any]:
+def _evidence_view(evidence: dict[str, Any], lang: str = i18n.DEFAULT) -> dict[str, Any]:
     """What the templates draw from a rubric's evidence; unknown keys are listed as data."""
     view: dict[str, Any] = {}
     if errors := evidence.get("gradient_errors"):
@@ -97,7 +125,10 @@ def _evidence_view(evidence: dict[str, Any]) -> dict[str, Any]:
     if fit := evidence.get("fit"):
         view["fit"] = {**fit, "svg": charts.fit(fit.get("x", []), fit.get("y", []),
                                                 fit.get("prediction", []),
-                                                "fresh points and the notebook's fit"),
+                                                _own(N_("fresh points and the notebook's fit"),
+                                                      lang),
+                                                empty=_own(N_("no finite predictions to "
+                                                               "draw"), lang)),
                        "ratio": fit.get("mse", 0) / fit["noise_floor"]
                        if fit.get("noise_floor") else None}
     if accuracy := evidence.get("accuracy"):
@@ -120,17 +151,25 @@ def _target_latex(target: str) -> str:
                   target)
 
 
+def _own(template: str, lang: str) -> str:
+    """A text of the report's own (marked with N_) in LANG."""
+    return i18n.translate(template, lang)
+
+
 def notebook_section(result: StoredResult, notebook_text: str | None,
-                     baseline: Timing | None = None) -> NotebookSection:
-    """One stored result, with its stored executed notebook, ready to draw; with the
-    solution's training time (`baseline`), its own as a multiple of it."""
+                     baseline: Timing | None = None,
+                     lang: str = i18n.DEFAULT) -> NotebookSection:
+    """One stored result, with its stored executed notebook, ready to draw (its plots'
+    labels in LANG); with the solution's training time (`baseline`), its own as a multiple
+    of it."""
     record = result.record if isinstance(result.record, dict) else {}
     nb = nbview.parse(notebook_text)
     cells = nbview.timings(nb, record.get("cells") or [])
     return NotebookSection(
         result=result, record=record, cells=cells,
-        tracebacks=nbview.tracebacks(nb), evidence=_evidence_view(result.evidence or {}),
-        notebook_html=nbview.render(nb), training=_training(cells, baseline))
+        tracebacks=nbview.tracebacks(nb),
+        evidence=_evidence_view(result.evidence or {}, i18n.language(lang)),
+        notebook_html=nbview.render(nb, i18n.language(lang)), training=_training(cells, baseline))
 
 
 @dataclass(frozen=True)
@@ -165,22 +204,28 @@ def _training(cells: list[dict[str, Any]], baseline: Timing | None) -> dict[str,
             "device": baseline.device if baseline else ""}
 
 
-def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookSection]) -> str:
-    """A student's page for one homework: every notebook's score, why points were lost, and
-    what the grader measured. Evidence the page cannot draw costs its drawings, not the page."""
+def student_page(student: str, hw: str, title: str, sections: Sequence[NotebookSection],
+                 lang: str = i18n.DEFAULT,
+                 catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
+    """A student's page for one homework, in LANG: every notebook's score, why points were
+    lost, and what the grader measured. CATALOGS are the course's (`i18n.course_catalogs`),
+    for its rubric's titles and messages. Evidence the page cannot draw costs its drawings,
+    not the page."""
+    lang = i18n.language(lang)
+    catalogs = tuple(catalogs)
     total = sum(s.result.total for s in sections)
     top = sum(s.result.max for s in sections)
-    template = environment().get_template("student.html")
+    template = environment(lang).get_template("student.html")
+    values = dict(student=student, hw=hw, title=i18n.translate(title, lang, catalogs),
+                  sections=sections, total=total, max=top, generated=time.time(),
+                  parameters=PARAMETERS, catalogs=catalogs)
     try:
-        return template.render(student=student, hw=hw, title=title, sections=sections,
-                               total=total, max=top, generated=time.time(),
-                               parameters=PARAMETERS)
+        return template.render(**values)
     except Exception as exc:  # noqa: BLE001 - a rubric's odd evidence must not cost the page
         for section in sections:
-            section.evidence = {"other": {"evidence not drawn": f"{type(exc).__name__}: {exc}"}}
-        return template.render(student=student, hw=hw, title=title, sections=sections,
-                               total=total, max=top, generated=time.time(),
-                               parameters=PARAMETERS)
+            section.evidence = {"other": {_own(N_("evidence not drawn"), lang):
+                                          f"{type(exc).__name__}: {exc}"}}
+        return template.render(**values)
 
 
 # ----------------------------------------------------------------------------- class page
@@ -230,28 +275,35 @@ def _item_rates(results: list[StoredResult]) -> list[dict[str, Any]]:
     return rates
 
 
-def _flags(view: ClassView) -> list[dict[str, str]]:
-    flags = []
+def _flags(view: ClassView) -> list[dict[str, Any]]:
+    """What the class page lists to look at: each with its notebook (or None) and what, a
+    stored sentence or `Words` the page says in its language."""
+    flags: list[dict[str, Any]] = []
     for s in view.students:
         for result in s.results:
             if result.outcome in PROBLEM_OUTCOMES:
                 flags.append({"student": s.name, "link": s.link, "kind": str(result.outcome),
-                              "what": f"{result.notebook}: {result.reason or result.outcome}"})
+                              "notebook": result.notebook,
+                              "what": result.reason or str(result.outcome)})
             loaded = (result.evidence or {}).get("loaded_weights")
             if isinstance(loaded, list) and loaded:
                 flags.append({"student": s.name, "link": s.link, "kind": "loaded",
-                              "what": f"{result.notebook}: the model's weights were loaded "
-                                      f"from {', '.join(map(str, loaded))}, handed in with "
-                                      "it, not trained in the run"})
+                              "notebook": result.notebook, "what": i18n.say(N_(
+                                  "the model's weights were loaded from {files}, handed in "
+                                  "with it, not trained in the run"),
+                                  files=", ".join(map(str, loaded)))})
             accuracy = (result.evidence or {}).get("accuracy") or {}
             gap = _gap(accuracy)
             if gap is not None and gap > view.max_gap:
                 flags.append({"student": s.name, "link": s.link, "kind": "gap",
-                              "what": f"test {accuracy['test']:.4f} but hold-out "
-                                      f"{accuracy['holdout']:.4f} (gap {gap:.4f})"})
+                              "notebook": None, "what": i18n.say(
+                                  N_("test {test} but hold-out {holdout} (gap {gap})"),
+                                  test=f"{accuracy['test']:.4f}",
+                                  holdout=f"{accuracy['holdout']:.4f}", gap=f"{gap:.4f}")})
     for k, pair in enumerate(view.pairs):
         flags.append({"student": f"{pair.a} & {pair.b}", "link": view.pair_link(k),
-                      "kind": "similar", "what": f"code {pair.score:.0%} similar"})
+                      "kind": "similar", "notebook": None,
+                      "what": i18n.say(N_("code {score} similar"), score=f"{pair.score:.0%}")})
     return flags
 
 
@@ -274,8 +326,12 @@ def _leaderboard(view: ClassView) -> list[dict[str, Any]]:
     return sorted(board, key=lambda b: -b["test"])
 
 
-def class_page(view: ClassView) -> str:
-    """The class at a glance: scores, item pass rates, accuracy, runtimes, and what to look at."""
+def class_page(view: ClassView, lang: str = i18n.DEFAULT,
+               catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
+    """The class at a glance, in LANG: scores, item pass rates, accuracy, runtimes, and what
+    to look at. CATALOGS are the course's, for its title and its items' titles."""
+    lang = i18n.language(lang)
+    catalogs = tuple(catalogs)
     results = [r for s in view.students for r in s.results]
     totals = [s.total for s in view.students]
     top = max((s.max for s in view.students), default=1.0) or 1.0
@@ -283,24 +339,26 @@ def class_page(view: ClassView) -> str:
     outcomes: dict[str, int] = defaultdict(int)
     for r in results:
         outcomes[str(r.outcome)] += 1
-    return environment().get_template("class.html").render(
-        view=view, generated=time.time(), outcomes=dict(outcomes),
-        histogram=charts.histogram(totals, 0, top, "total scores", bins=min(10, max(1, int(top))))
-        if totals else "",
-        runtime_chart=charts.histogram(runtimes, 0, max(runtimes), "runtimes", unit=" s")
-        if runtimes else "",
+    return environment(lang).get_template("class.html").render(
+        view=view, title=i18n.translate(view.title, lang, catalogs), catalogs=catalogs,
+        generated=time.time(), outcomes=dict(outcomes),
+        histogram=charts.histogram(totals, 0, top, _own(N_("total scores"), lang),
+                                   bins=min(10, max(1, int(top)))) if totals else "",
+        runtime_chart=charts.histogram(runtimes, 0, max(runtimes), _own(N_("runtimes"), lang),
+                                       unit=" s") if runtimes else "",
         median_total=statistics.median(totals) if totals else None, top=top,
         median_runtime=statistics.median(runtimes) if runtimes else None,
         rates=_item_rates(results), leaderboard=_leaderboard(view), flags=_flags(view),
-        training_chart=charts.histogram(view.training, 0, max(view.training),
-                                        "training time as a multiple of the solution's",
-                                        unit="×") if view.training else "",
+        training_chart=charts.histogram(
+            view.training, 0, max(view.training),
+            _own(N_("training time as a multiple of the solution's"), lang), unit="×")
+        if view.training else "",
         median_training=statistics.median(view.training) if view.training else None)
 
 
-def pair_page(hw: str, pair: Any, back: str) -> str:
-    """Two students' code side by side, the matching regions marked."""
-    return environment().get_template("pair.html").render(
+def pair_page(hw: str, pair: Any, back: str, lang: str = i18n.DEFAULT) -> str:
+    """Two students' code side by side, the matching regions marked; in LANG."""
+    return environment(i18n.language(lang)).get_template("pair.html").render(
         hw=hw, pair=pair, back=back, generated=time.time(),
         a_parts=_marked(pair.a_code, pair.a_spans), b_parts=_marked(pair.b_code, pair.b_spans))
 

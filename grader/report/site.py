@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from grader import assignments, late
+from grader import assignments, i18n, late
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
 from grader.report import pages, similarity
@@ -42,10 +42,12 @@ class Published:
 
 def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: bool = False,
             threshold: float = 0.5, assignments_dir: Path = assignments.BUNDLED,
-            release_hidden: bool = False) -> Published:
+            release_hidden: bool = False, lang: str | None = None) -> Published:
     """Write the site for HW (every homework in the gradebook when None) into OUT. Hidden
     items reach the students' pages only when released: `release_hidden`, or `release =
-    "after_due"` once every due date has passed; the class pages always show them."""
+    "after_due"` once every due date has passed; the class pages always show them. The pages
+    are in LANG ("en", "zh"); when None, each homework's in its assignment.toml's `lang`, else
+    in TORCHGRADE_LANG's, else in English."""
     results = late.penalised(book.results(hw), assignments.dues(assignments_dir))
     if not results:
         raise GraderError(f"nothing to publish: the gradebook {book.path} has no results"
@@ -56,9 +58,13 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
     (out / STUDENT_DIR).mkdir(parents=True, exist_ok=True)
     (out / TA_DIR).mkdir(parents=True, exist_ok=True)
     links, count, pair_count = [], 0, 0
+    langs = set()
     for name, hw_results in sorted(by_hw.items()):
         found = _assignment(name, assignments_dir)
         title, folder = (found.title, found.folder) if found else (name, None)
+        said = i18n.chosen(lang, found.lang if found else None)
+        langs.add(said)
+        catalogs = i18n.course_catalogs(folder, said)
         released = release_hidden or bool(found and found.releases_hidden(
             datetime.now(UTC)))
         students = _group(hw_results)
@@ -69,13 +75,15 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
         for student, own in students.items():
             token = book.token(name, student)
             sections = [pages.notebook_section(r if released else r.without_hidden(),
-                                               notebooks[r.key], baselines.get(r.notebook))
+                                               notebooks[r.key], baselines.get(r.notebook),
+                                               lang=said)
                         for r in own]
             view.training += [s.training["times"] for s in sections
                               if s.training and s.training["times"] is not None]
             own_name = _named(student, own)
             _write(out / STUDENT_DIR / f"{token}.html",
-                   pages.student_page(own_name, name, title, sections))
+                   pages.student_page(own_name, name, title, sections, lang=said,
+                                      catalogs=catalogs))
             link = f"../{STUDENT_DIR}/{token}.html"
             view.students.append(pages.ClassStudent(shown[student], link, own))
             links.append((student, name, f"{STUDENT_DIR}/{token}.html"))
@@ -84,13 +92,16 @@ def publish(book: Gradebook, out: Path, *, hw: str | None = None, anonymise: boo
         view.pairs, view.more_pairs = pairs[:MAX_PAIRS], max(0, len(pairs) - MAX_PAIRS)
         view.pair_link = lambda k, name=name: f"{name}-pair-{k}.html"
         for k, pair in enumerate(view.pairs):
-            _write(out / TA_DIR / view.pair_link(k), pages.pair_page(name, pair, f"{name}.html"))
+            _write(out / TA_DIR / view.pair_link(k),
+                   pages.pair_page(name, pair, f"{name}.html", lang=said))
         pair_count += len(view.pairs)
-        _write(out / TA_DIR / f"{name}.html", pages.class_page(view))
+        _write(out / TA_DIR / f"{name}.html", pages.class_page(view, lang=said,
+                                                              catalogs=catalogs))
     _write_links(out / TA_DIR / "links.csv", links)
     index = out / "index.html"
-    _write(index, pages.environment().get_template("index.html").render(
-        homeworks=sorted(by_hw), ta_dir=TA_DIR, generated=time.time()))
+    _write(index, pages.environment(langs.pop() if len(langs) == 1 else i18n.chosen(lang))
+           .get_template("index.html").render(homeworks=sorted(by_hw), ta_dir=TA_DIR,
+                                               generated=time.time()))
     return Published(index, count, len(by_hw), pair_count)
 
 
