@@ -315,3 +315,45 @@ def test_a_really_graded_diagnosis_reads_in_chinese(graded_zh: Path):
                      dave)
     bob = pages[("bob", "W4")].read_text(encoding="utf-8")
     assert "h_sigmoid ⊙ (1 − h_sigmoid)" in bob and "链式法则" in bob  # judge.po's Chinese
+
+
+def test_a_course_catalog_says_its_titles_and_the_feedback_kept_as_structure(
+        tmp_path: Path, no_env_lang: None):
+    """assignments/W4/locale/zh.po translates the homework's title and an item's title; the
+    gradebook's structure of a feedback (and of a derivation's, when its evidence row keeps
+    one) is said from the catalogs, its arguments as they were."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    rubrics = tmp_path / "assignments"
+    shutil.copytree(ROOT / "assignments", rubrics)
+    title = _toml_title(rubrics / "W4" / "assignment.toml")
+    catalog = Catalog(locale="zh_Hans")
+    for msgid, msgstr in {title: "手推梯度的两层网络", "The gradients are right": "梯度正确",
+                          "{name} is off by {k}": "{name} 差了 {k} 倍"}.items():
+        catalog.add(msgid, msgstr)
+    (rubrics / "W4" / "locale").mkdir()
+    with (rubrics / "W4" / "locale" / "zh.po").open("wb") as handle:
+        write_po(handle, catalog)
+    words = i18n.say("{name} is off by {k}", name="dW2", k=7)
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    book.store("W4", result_key("amy", "W4_Homework.ipynb", "h", "1", "d"),
+               Result("amy", "W4_Homework.ipynb", "h", RunRecord("completed"),
+                      [Item("test_gradients", 3, 6, words, False, "partial",
+                            "The gradients are right", said=words.to_json())],
+                      evidence={"derivations": [{"target": "dW2", "latex": "h^T G",
+                                                 "verdict": "wrong", "feedback": str(words),
+                                                 "said": words.to_json()}]}))
+    book.close()
+    site = published(tmp_path, tmp_path / "grades", lang="zh", assignments_dir=rubrics)
+    page = links(site)[("amy", "W4")].read_text(encoding="utf-8")
+    assert "W4：手推梯度的两层网络" in page and '<span class="title">梯度正确</span>' in page
+    assert '<td class="why">dW2 差了 7 倍</td>' in page
+    assert '<span class="muted why">dW2 差了 7 倍</span>' in page and ">错误</span>" in page
+    assert "梯度正确" in (site / "ta" / "W4.html").read_text(encoding="utf-8")
+
+
+def _toml_title(path: Path) -> str:
+    import tomllib
+
+    return tomllib.loads(path.read_text(encoding="utf-8"))["assignment"]["title"]
