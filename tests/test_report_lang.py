@@ -332,7 +332,7 @@ def test_a_course_catalog_says_its_titles_and_the_feedback_kept_as_structure(
     for msgid, msgstr in {title: "手推梯度的两层网络", "The gradients are right": "梯度正确",
                           "{name} is off by {k}": "{name} 差了 {k} 倍"}.items():
         catalog.add(msgid, msgstr)
-    (rubrics / "W4" / "locale").mkdir()
+    (rubrics / "W4" / "locale").mkdir(exist_ok=True)
     with (rubrics / "W4" / "locale" / "zh.po").open("wb") as handle:
         write_po(handle, catalog)
     words = i18n.say("{name} is off by {k}", name="dW2", k=7)

@@ -147,8 +147,10 @@ def _said(text: str, lang: str, catalogs: tuple[gettext.NullTranslations, ...],
         match = pattern.fullmatch(text)
         if match is None:
             continue
-        parts = {name: _said(part, lang, catalogs) for name, part in match.groupdict().items()}
-        if not worded and not any(_translated(p) for p in parts.values()):
+        found_parts = match.groupdict()
+        parts = {name: _said(part, lang, catalogs) for name, part in found_parts.items()}
+        if not worded and all(parts[name] in (escape(part), _code(part))
+                              for name, part in found_parts.items()):
             continue  # "{verb} `{target}`" is no sentence unless a part of it is one
         try:
             return Markup(escape(_bare(i18n.translate(template, lang, catalogs)))).format(**parts)
@@ -156,11 +158,11 @@ def _said(text: str, lang: str, catalogs: tuple[gettext.NullTranslations, ...],
             break
     if top or not re.search(r"[A-Za-z]", text):
         return escape(text)
+    return _code(text)
+
+
+def _code(text: str) -> Markup:
     return Markup("<code>{}</code>").format(text)
-
-
-def _translated(part: Markup) -> bool:
-    return not (part.startswith("<code>") and part.endswith("</code>"))
 
 
 @functools.cache
