@@ -31,7 +31,8 @@ from tests.test_report import links
 ROOT = Path(__file__).resolve().parent.parent
 #: English a Chinese page may keep: technical names a student reads as such.
 ALLOWED = {"CPU", "GPU", "MSE", "NaN", "MNIST", "LaTeX", "markdown", "notebook", "torch",
-           "torchgrade", "autograd", "sigmoid", "gradients", "Frobenius", "cuda", "SIGKILL"}
+           "torchgrade", "autograd", "sigmoid", "gradients", "Frobenius", "cuda", "SIGKILL",
+           "Markdown"}
 #: A rejection's reason tests/reports.py makes up: no intake says it, so no catalog has it.
 MADE_UP = "zip holds a symlink"
 #: What a student's page shows as it was written, never in words of the grader's.
@@ -294,8 +295,9 @@ def graded_zh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.skipif(bwrap.executable() is None, reason="bubblewrap is not installed")
 def test_a_really_graded_class_reads_in_chinese(graded_zh: Path):
     """Every student's W4 page, graded for real: no English but code, math, numbers and
-    names, the rubric's titles and feedback included (those come from
-    assignments/W4/locale/zh.po and grader/locale/zh/judge.po)."""
+    names, the homework's title, the rubric's titles and feedback included (those come from
+    assignments/W4/locale/zh.po, which must hold assignment.toml's title too, and
+    grader/locale/zh/judge.po)."""
     pages = links(graded_zh)
     assert {student for student, _ in pages} == {"alice", "bob", "carol", "dave", "erin"}
     for (student, hw), page in pages.items():
