@@ -27,6 +27,7 @@ import os
 import re
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,9 @@ def translate(text: str, lang: str, catalogs: Iterable[gettext.NullTranslations]
 def text(value: str, lang: str, catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
     """Any stored English sentence in LANG: a message id as it is, else one that a template of
     the catalogs makes (a run's reason, a note, feedback from before the structure was kept),
-    its filled-in parts said in LANG too; else VALUE unchanged."""
+    its filled-in parts said in LANG too; else VALUE unchanged. A template with no words of
+    its own ("{names}: {text}") counts only when a part of it is said in LANG, so that the
+    colons of an exception's text are never taken for a sentence."""
     if lang == DEFAULT or not value:
         return value
     if isinstance(value, Words):
@@ -179,29 +182,42 @@ def text(value: str, lang: str, catalogs: Iterable[gettext.NullTranslations] = (
     found = translate(value, lang, catalogs)
     if found != value:
         return found
-    for template, pattern in _patterns(tuple(catalogs), lang):
-        match = pattern.fullmatch(value)
-        if match:
-            parts = {k: text(v, lang, catalogs) for k, v in match.groupdict().items()}
-            try:
-                return _FORMAT.format(_bare(translate(template, lang, catalogs)), **parts)
-            except (KeyError, IndexError, ValueError, TypeError):
-                return value
+    catalogs = tuple(catalogs)
+    for template in patterns(catalogs, lang):
+        match = template.pattern.fullmatch(value)
+        if match is None:
+            continue
+        parts = {k: text(v, lang, catalogs) for k, v in match.groupdict().items()}
+        if not template.worded and parts == match.groupdict():
+            continue
+        try:
+            return _FORMAT.format(bare(translate(template.text, lang, catalogs)), **parts)
+        except (KeyError, IndexError, ValueError, TypeError):
+            return value
     return value
 
 
+@dataclass(frozen=True)
+class Template:
+    """A catalog template with fields, as a pattern that matches the sentences it makes."""
+
+    text: str
+    pattern: re.Pattern[str]
+    worded: bool  # it has words of its own, not only punctuation between its fields
+
+
 @functools.cache
-def _patterns(catalogs: tuple[gettext.NullTranslations, ...],
-              lang: str) -> list[tuple[str, re.Pattern[str]]]:
-    """Every template with fields in the catalogs, as a pattern that matches what it makes,
-    the most specific (most literal text) first."""
+def patterns(catalogs: tuple[gettext.NullTranslations, ...], lang: str) -> list[Template]:
+    """Every template with fields in the catalogs (the course's, then the grader's), the
+    most specific (most literal text) first."""
     found = []
     for catalog in (*catalogs, translations(lang)):
         for template in getattr(catalog, "_catalog", {}):
             if isinstance(template, str) and template and fields(template):
-                found.append((template, _pattern(template)))
-    found.sort(key=lambda pair: -len(re.sub(r"\{[^}]*\}", "", pair[0])))
-    return found
+                literal = "".join(part for part, _, _, _ in string.Formatter().parse(template))
+                found.append((len(literal), Template(template, _pattern(template), bool(
+                    re.search("[A-Za-z]", literal)))))
+    return [template for _, template in sorted(found, key=lambda pair: -pair[0])]
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -214,9 +230,9 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(pattern, re.DOTALL)
 
 
-def _bare(template: str) -> str:
-    """TEMPLATE without format specs (`{error:.2g}` is `{error}`): the values it is filled
-    with were read back as text."""
+def bare(template: str) -> str:
+    """TEMPLATE without format specs (`{error:.2g}` is `{error}`), for filling it with values
+    read back as text."""
     return "".join(literal.replace("{", "{{").replace("}", "}}") + (
         "{" + name + "}" if name is not None else "")
         for literal, name, _, _ in string.Formatter().parse(template))

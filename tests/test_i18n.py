@@ -48,7 +48,7 @@ def _catalog(folder: Path, entries: dict[str, str]) -> Path:
     with (folder / "locale" / "zh.po").open("wb") as handle:
         write_po(handle, catalog)
     i18n.catalog.cache_clear()
-    i18n._patterns.cache_clear()
+    i18n.patterns.cache_clear()
     return folder
 
 

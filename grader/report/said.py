@@ -16,10 +16,8 @@ English word is two words in Chinese (a run that failed, a test that failed).
 
 from __future__ import annotations
 
-import functools
 import gettext
 import re
-import string
 from collections.abc import Iterable
 from typing import Any
 
@@ -143,17 +141,18 @@ def _said(text: str, lang: str, catalogs: tuple[gettext.NullTranslations, ...],
     found = i18n.translate(text, lang, catalogs)
     if found != text:
         return escape(found)
-    for template, pattern, worded in _patterns(catalogs, lang):
-        match = pattern.fullmatch(text)
+    for template in i18n.patterns(catalogs, lang):
+        match = template.pattern.fullmatch(text)
         if match is None:
             continue
         found_parts = match.groupdict()
         parts = {name: _said(part, lang, catalogs) for name, part in found_parts.items()}
-        if not worded and all(parts[name] in (escape(part), _code(part))
-                              for name, part in found_parts.items()):
+        if not template.worded and all(parts[name] in (escape(part), _code(part))
+                                       for name, part in found_parts.items()):
             continue  # "{verb} `{target}`" is no sentence unless a part of it is one
         try:
-            return Markup(escape(_bare(i18n.translate(template, lang, catalogs)))).format(**parts)
+            return Markup(escape(i18n.bare(i18n.translate(template.text, lang, catalogs)))
+                          ).format(**parts)
         except (KeyError, IndexError, ValueError):
             break
     if top or not re.search(r"[A-Za-z]", text):
@@ -163,36 +162,3 @@ def _said(text: str, lang: str, catalogs: tuple[gettext.NullTranslations, ...],
 
 def _code(text: str) -> Markup:
     return Markup("<code>{}</code>").format(text)
-
-
-@functools.cache
-def _patterns(catalogs: tuple[gettext.NullTranslations, ...],
-              lang: str) -> list[tuple[str, re.Pattern[str], bool]]:
-    """Every template with fields in the catalogs, as a pattern that matches what it makes,
-    and whether it has words of its own; the most specific (most literal text) first."""
-    found = []
-    for catalog in (*catalogs, i18n.translations(lang)):
-        for template in getattr(catalog, "_catalog", {}):
-            if isinstance(template, str) and template and i18n.fields(template):
-                literal = re.sub(r"\{[^{}]*\}", "", template)
-                found.append((template, _pattern(template), bool(re.search(r"[A-Za-z]",
-                                                                          literal))))
-    found.sort(key=lambda entry: -len(re.sub(r"\{[^{}]*\}", "", entry[0])))
-    return found
-
-
-def _pattern(template: str) -> re.Pattern[str]:
-    pattern, seen = "", set()
-    for literal, name, _, _ in string.Formatter().parse(template):
-        pattern += re.escape(literal)
-        if name is not None:
-            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.+?)"
-            seen.add(name)
-    return re.compile(pattern, re.DOTALL)
-
-
-def _bare(template: str) -> str:
-    """TEMPLATE without format specs (`{error:.2g}` is `{error}`): its values are text."""
-    return "".join(literal.replace("{", "{{").replace("}", "}}") + (
-        "{" + name + "}" if name is not None else "")
-        for literal, name, _, _ in string.Formatter().parse(template))
