@@ -494,7 +494,8 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
         from grader import report
 
         page = report.render_student(as_stored(result, assignment.name, handin=found[0].handin),
-                                     result.run.notebook, assignment.title, lang=said.lang)
+                                     result.run.notebook, assignment.title, lang=said.lang,
+                                     folder=assignment.folder)
         html_path.write_text(page, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(exports.as_json(result)))
