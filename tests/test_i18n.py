@@ -28,7 +28,8 @@ GRADE = str(Path(sys.executable).parent / "grade")
 #: code, never an English sentence.
 CODE_WORDS = {"dW1", "db1", "dW2", "db2", "h_sigmoid", "Y_pred", "MSE", "NaN", "CPU", "GPU",
               "gradients", "cgroup", "notebook", "bubblewrap", "Linux", "MB", "torch", "W4",
-              "W4_Homework", "ipynb", "bob_W4_Homework", "Frobenius", "sigmoid"}
+              "W4_Homework", "ipynb", "bob_W4_Homework", "bob", "Frobenius", "sigmoid",
+              "Markdown"}
 
 
 def _english_words(text: str) -> set[str]:
