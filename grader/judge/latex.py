@@ -389,8 +389,7 @@ def _expected(expected: str | None, token: str | None) -> str:
     if token is None:
         return say(N_("expected {expected}, found the end"), expected=expected) \
             if expected is not None else say(N_("expected more, found the end"))
-    return say(N_("expected {expected}, found {found}"), expected=expected, found=token) \
-        if expected is not None else say(N_("expected more, found {found}"), found=token)
+    return say(N_("expected {expected}, found {found}"), expected=expected, found=token)
 
 
 def parse(latex: str, known: frozenset[str] = frozenset()) -> Node:
