@@ -22,7 +22,6 @@ Nothing here is trusted by the grader: every reply is validated on the other sid
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -318,9 +317,11 @@ class Agent:
         except protocol.ProtocolError as exc:
             return {"ok": False, "error": "ProtocolError", "message": str(exc)}
         if op is protocol.FILE:
-            return self.read_file(request)
+            return kernel_probe.read_file(str(WORK), str(request.get("name", "")), int(
+                request.get("max_bytes", protocol.MAX_ARRAY_BYTES)))
         if op is protocol.FILES:
-            return {"ok": True, "files": list_files(WORK, set(self.config["data_roots"]))}
+            return {"ok": True, "files": kernel_probe.list_files(
+                str(WORK), set(self.config["data_roots"]))}
         if not op.kernel:
             return {"ok": False, "error": "ProtocolError", "message": f"{op.name} is not asked"}
         return self.ask_kernel(op, request)
@@ -330,12 +331,7 @@ class Agent:
         the answer's arrays read back from the files it names."""
         shutil.rmtree(PROBE_DIR, ignore_errors=True)
         PROBE_DIR.mkdir(parents=True)
-        inputs = []
-        for i, packed in enumerate(request.pop("arrays", [])):
-            path = PROBE_DIR / f"in-{i}.npy"
-            path.write_bytes(base64.b64decode(packed))
-            inputs.append(str(path))
-        request["inputs"] = inputs
+        request = kernel_probe.stage(request, str(PROBE_DIR))
         try:
             content = self.run_silently(answer_statement(request, PROBE_DIR),
                                         timeout=float(request.get("timeout", op.timeout)))
@@ -344,20 +340,7 @@ class Agent:
         if content.get("status") != "ok":
             return {"ok": False, "error": content.get("ename", "Error"),
                     "message": str(content.get("evalue", ""))[:2000]}
-        answer = json.loads((PROBE_DIR / kernel_probe.ANSWER).read_text(encoding="utf-8"))
-        if "outputs" in answer:
-            answer["outputs"] = [base64.b64encode(Path(p).read_bytes()).decode("ascii")
-                                 for p in answer["outputs"]]
-        return {"ok": True, **answer}
-
-    def read_file(self, request: dict[str, Any]) -> dict[str, Any]:
-        path = (WORK / str(request.get("name", ""))).resolve()
-        limit = int(request.get("max_bytes", protocol.MAX_ARRAY_BYTES))
-        if WORK.resolve() not in path.parents or not path.is_file():
-            return {"ok": False, "error": "FileNotFoundError", "message": str(request.get("name"))}
-        if path.stat().st_size > limit:
-            return {"ok": False, "error": "FileTooLarge", "message": f"over {limit} bytes"}
-        return {"ok": True, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+        return {"ok": True, **kernel_probe.answered(str(PROBE_DIR))}
 
 
 def expression_value(reply: dict[str, Any], name: str) -> list[int]:
@@ -404,19 +387,6 @@ def without_leading_indent(source: str) -> str:
         return source
     return "\n".join(line[len(indent):] if line.startswith(indent) else line
                      for line in source.split("\n"))
-
-
-def list_files(folder: Path, data_roots: set[str], limit: int = 1000) -> list[list[Any]]:
-    """[name, size] of the regular files the notebook left in its folder (data mounts aside)."""
-    found: list[list[Any]] = []
-    for path in sorted(folder.rglob("*")):
-        if len(found) >= limit:
-            break
-        relative = path.relative_to(folder)
-        if relative.parts[0] in data_roots or path.is_symlink() or not path.is_file():
-            continue
-        found.append([str(relative), path.stat().st_size])
-    return found
 
 
 def copy_submission(source: Path, target: Path) -> None:

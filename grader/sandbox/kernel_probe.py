@@ -10,10 +10,16 @@ validated on the other side, and accuracy is never computed here.
 Before the first question the agent calls `freeze()`: the notebook has ended, so nothing of it
 may go on working while it is being asked about (a thread that keeps training, a timer, a
 trace function). What runs after that is only the judge's question, in the main thread.
+
+The asker's half of that exchange is here too (`stage`, `answered`), with the answers about
+the work folder that need no kernel (`list_files`, `read_file`): the agent uses them in the
+sandbox, and `live.py` in a student's own kernel (`torchgrade.check`), so both ask and answer
+by the same code.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -22,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -479,3 +486,58 @@ def answer(request: str, folder: str, scope: dict[str, Any]) -> None:
     found = probe(json.loads(request), folder, scope)
     with open(os.path.join(folder, ANSWER), "w", encoding="utf-8") as handle:
         json.dump(found, handle)
+
+
+# ------------------------------------------------------------------ the asker's half
+
+def stage(request: dict[str, Any], folder: str) -> dict[str, Any]:
+    """The request as `answer` reads it: its packed arrays (base64 `.npy`, as they crossed
+    the wire) written as `in-<i>.npy` files in `folder` and named in `inputs`."""
+    staged = {key: value for key, value in request.items() if key != "arrays"}
+    staged["inputs"] = []
+    for i, packed in enumerate(request.get("arrays", [])):
+        path = os.path.join(folder, f"in-{i}.npy")
+        with open(path, "wb") as handle:
+            handle.write(base64.b64decode(packed))
+        staged["inputs"].append(path)
+    return staged
+
+
+def answered(folder: str) -> dict[str, Any]:
+    """The answer `answer` left in `folder`, the arrays of the files it names packed as base64
+    `.npy` text for the wire."""
+    with open(os.path.join(folder, ANSWER), encoding="utf-8") as handle:
+        found = json.load(handle)
+    if "outputs" in found:
+        found["outputs"] = [packed(path) for path in found["outputs"]]
+    return found
+
+
+def packed(path: str) -> str:
+    with open(path, "rb") as handle:
+        return base64.b64encode(handle.read()).decode("ascii")
+
+
+def list_files(folder: str, data_roots: set[str], limit: int = 1000) -> list[list[Any]]:
+    """[name, size] of the regular files the notebook left in its folder (data mounts aside)."""
+    found: list[list[Any]] = []
+    for path in sorted(Path(folder).rglob("*")):
+        if len(found) >= limit:
+            break
+        relative = path.relative_to(folder)
+        if relative.parts[0] in data_roots or path.is_symlink() or not path.is_file():
+            continue
+        found.append([str(relative), path.stat().st_size])
+    return found
+
+
+def read_file(folder: str, name: str, limit: int) -> dict[str, Any]:
+    """The reply to a request for a file of the work folder: its bytes as base64, or why not
+    (outside the folder, not a file, over `limit` bytes)."""
+    work = Path(folder).resolve()
+    path = (work / name).resolve()
+    if work not in path.parents or not path.is_file():
+        return {"ok": False, "error": "FileNotFoundError", "message": name}
+    if path.stat().st_size > limit:
+        return {"ok": False, "error": "FileTooLarge", "message": f"over {limit} bytes"}
+    return {"ok": True, "data": packed(str(path))}
