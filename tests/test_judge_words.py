@@ -17,6 +17,7 @@ import io
 import re
 import string
 import tempfile
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +141,14 @@ def test_every_rubric_title_is_translated(path, rubric_modules):
     assert [t for t in titles if not catalog.get(t)] == []
     course = i18n.course_catalogs(path.parent.parent, "zh")
     assert all(i18n.text(t, "zh", course) == catalog[t] for t in titles)
+
+
+@pytest.mark.parametrize("hw", sorted({p.parent.parent.name for p in RUBRICS}))
+def test_every_assignment_title_is_translated(hw):
+    folder = ROOT / "assignments" / hw
+    title = tomllib.loads((folder / "assignment.toml").read_text(encoding="utf-8"))[
+        "assignment"]["title"]
+    assert po(folder / "locale" / "zh.po").get(title)
 
 
 def literal_messages(path: Path) -> list[str]:
