@@ -139,7 +139,8 @@ def test_every_message_of_the_grader_has_a_chinese_translation_with_the_same_fie
     """Extracted as `make messages` does: N_() and say() in grader/, _() and {% trans %} in
     the report's templates; each has a Chinese text using exactly its {fields}."""
     zh = i18n.translations("zh")
-    method_map = [("grader/**.py", "python"), ("grader/report/templates/**.html", "jinja2")]
+    method_map = [("grader/**.py", "python"), ("torchgrade/**.py", "python"),
+                  ("grader/report/templates/**.html", "jinja2")]
     missing, unfit = [], []
     for _, _, message, _, _ in extract_from_dir(
             str(REPO), method_map, keywords={"N_": None, "say": None, "_": None,

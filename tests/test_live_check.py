@@ -267,7 +267,9 @@ def test_titles_and_feedback_come_from_one_function_and_the_language_from_its_or
     monkeypatch.delenv(LANG_VARIABLE, raising=False)
     assert language(None) == "en"
     monkeypatch.setenv(LANG_VARIABLE, "zh")
-    assert language(None) == "zh" and language("fr") == "fr"
+    assert language(None) == "zh" and language("en") == "en" and language(None, "en") == "zh"
+    monkeypatch.delenv(LANG_VARIABLE)
+    assert language(None, "zh") == "zh"  # the course's setting, when the student has none
 
 
 def test_the_rubric_is_read_for_its_tests_without_running_it():
@@ -448,6 +450,22 @@ def test_a_w4_example_checks_itself_in_a_plain_kernel(live_check, example):
     assert [top for _, _, top, _ in found.rows] == [6, 4]
     assert found.total == (sum(W4_PUBLIC_SCORES[str(example).split("_")[0]]), 10)
     assert "Traceback" not in found.text and "Error:" not in found.text
+
+
+@pytest.mark.slow
+def test_a_check_in_chinese(tmp_path):
+    """`check("W4", lang="zh")`: titles, bob's diagnosis (the sigmoid's derivative left out),
+    notes and the total in Chinese; the points as in English."""
+    cells = checked_in_kernel(SUBMISSIONS / "bob_W4_Homework.ipynb", tmp_path,
+                              'torchgrade.check("W4", lang="zh")')
+    result = [o for o in cells[-1].outputs if o.output_type == "execute_result"][0]
+    text, page = result.data["text/plain"], result.data["text/html"]
+    assert text.splitlines()[-1] == "W4：7/10 分"
+    assert "链式法则" in text and "h_sigmoid ⊙ (1 − h_sigmoid)" in text
+    assert "四个梯度" in page and "反馈" in page
+    english = {w for w in re.findall(r"[A-Za-z]{3,}", text.replace(str(tmp_path), ""))} - {
+        "ipynb", "Homework", "bob", "sigmoid", "h_sigmoid", "notebook", "Markdown"}
+    assert not english, text
 
 
 @pytest.mark.slow

@@ -25,20 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from grader import assignments as assignments_
-from grader import intake
+from grader import i18n, intake
 from grader.assignments import Assignment, Notebook
 from grader.errors import AssignmentError
+from grader.i18n import N_, say
 from grader.judge import grade
 from grader.judge.rubric import Context, run_rubric
 from grader.results import Item, Match, readable
 from grader.sandbox import live
 from grader.text import one_line
 from torchgrade.result import Check
-from torchgrade.texts import language
+from torchgrade.texts import language, words
 
 #: What a student reads when the check itself failed (never the exception's text).
-FAILED = ("the check itself failed, which is torchgrade's fault, not your notebook's: run it "
-          "again, and tell your TA if it fails again")
+FAILED = N_("the check itself failed, which is torchgrade's fault, not your notebook's: run "
+            "it again, and tell your TA if it fails again")
 #: The rubric's helpers that read the notebook's markdown cells: a test that names one cannot
 #: judge a notebook rebuilt from the input history, which has none.
 MARKDOWN_READERS = frozenset({"markdown_cells", "read_markdown", "judge_markdown"})
@@ -60,33 +61,40 @@ def check(hw: str, item: str | None = None, *, notebook: str | os.PathLike[str] 
     language of titles and feedback; `assignments` a folder of assignments other than the
     bundled one. In a notebook the result shows itself as a table."""
     try:
-        return _check(hw, item, notebook, language(lang), Path(
+        shown = language(lang)  # a language without a catalog is said before anything runs
+    except i18n.LanguageError as exc:
+        raise CheckError(str(exc)) from None
+    try:
+        return _check(hw, item, notebook, lang, Path(
             assignments) if assignments is not None else assignments_.BUNDLED)
     except CheckError:
         raise
     except (live.LiveError, AssignmentError) as exc:  # their messages are written for people
-        raise CheckError(one_line(exc, 1000)) from None
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        raise CheckError(one_line(words(said, shown), 1000)) from None
     except Exception:  # noqa: BLE001 - a bug of the check's own, shown without its text
-        raise CheckError(FAILED) from None
+        raise CheckError(words(FAILED, shown)) from None
 
 
-def _check(hw: str, wanted: str | None, notebook: str | os.PathLike[str] | None, lang: str,
-           root: Path) -> Check:
+def _check(hw: str, wanted: str | None, notebook: str | os.PathLike[str] | None,
+           lang: str | None, root: Path) -> Check:
     assignment = assignments_.find(hw, root)
+    shown = language(lang, assignment.lang)
+    catalogs = i18n.course_catalogs(assignment.folder, shown)
     namespace = live.namespace_of_kernel()
     source = live.find_notebook(namespace, notebook)
     with tempfile.TemporaryDirectory(prefix="torchgrade-check-") as scratch:
-        submission = _submission(source, assignment, Path(scratch))
+        submission = _submission(source, assignment, Path(scratch), shown)
         run = live.record(_text(submission, Path(scratch)), _notes(source, submission))
     nb = submission.notebook
     with live.kept_random_state():
         items, notes = _items(assignment, nb, live.Live(namespace, run), run, wanted,
-                              source.from_history)
-    return Check(assignment.name, nb.name, items, [*run.notes, *notes], lang)
+                              source.from_history, shown, catalogs)
+    return Check(assignment.name, nb.name, items, [*run.notes, *notes], shown, catalogs)
 
 
-def _submission(source: live.Source, assignment: Assignment,
-                scratch: Path) -> intake.Submission:
+def _submission(source: live.Source, assignment: Assignment, scratch: Path,
+                lang: str) -> intake.Submission:
     """The notebook as intake sees it: which of the homework's notebooks it is, by its name or
     what it holds; a CheckError when it is not one of them."""
     path = scratch / "notebook" / source.name
@@ -94,8 +102,9 @@ def _submission(source: live.Source, assignment: Assignment,
     path.write_text(source.text, encoding="utf-8")
     found, rejected = intake.collect(path, assignment, scratch)
     if rejected or not found:
-        reason = rejected[0].reason if rejected else f"not a notebook of {assignment.name}"
-        raise CheckError(one_line(f"{source.name}: {reason}", 1000))
+        reason = rejected[0].reason if rejected else say(N_("not a notebook of {hw}"),
+                                                         hw=assignment.name)
+        raise CheckError(one_line(f"{source.name}: {words(reason, lang)}", 1000))
     return found[0]
 
 
@@ -111,12 +120,14 @@ def _notes(source: live.Source, submission: intake.Submission) -> list[str]:
     """Where the cells were read from, and how the file was matched to the homework."""
     name = submission.notebook.name
     if source.from_history:
-        return [f"{source.how}: the cells are the code this kernel ran, without markdown "
-                f'(save the notebook, then pass notebook="{name}" to check it all)']
-    where = f"{source.path} ({source.how})" if source.path else source.how
+        return [say(N_("{how}: the cells are the code this kernel ran, without markdown (save "
+                       'the notebook, then pass notebook="{name}" to check it all)'),
+                    how=source.how, name=name)]
+    where = say(N_("{path} ({how})"), path=source.path, how=source.how) if source.path \
+        else source.how
     matched = submission.handin.notes(name) if submission.handin.match is not Match.ONLY else []
-    return [f"the cells were read from {where}, as last saved: save the notebook before "
-            "checking", *matched]
+    return [say(N_("the cells were read from {where}, as last saved: save the notebook before "
+                   "checking"), where=where), *matched]
 
 
 @dataclass(frozen=True)
@@ -172,7 +183,8 @@ def _test(file: Path, node: ast.FunctionDef | ast.AsyncFunctionDef) -> RubricTes
 
 
 def _items(assignment: Assignment, nb: Notebook, student: live.Live, run: Any,
-           wanted: str | None, from_history: bool) -> tuple[list[Item], list[str]]:
+           wanted: str | None, from_history: bool, lang: str,
+           catalogs: tuple[Any, ...]) -> tuple[list[Item], list[str]]:
     """The public items asked for, in the rubric's order with the built-in files item last
     (as `grade` has them), and a note for any that did not run."""
     public, _ = grade.rubric_files(assignment, nb.name, public_only=True)
@@ -182,7 +194,7 @@ def _items(assignment: Assignment, nb: Notebook, student: live.Live, run: Any,
             wanted, written.name, written.heading):
         written = None
     if wanted is not None and not tests and written is None:
-        raise CheckError(_nothing_matches(wanted, nb, public))
+        raise CheckError(_nothing_matches(wanted, nb, public, lang, catalogs))
     files = public if wanted is None else [f for f in public if f in {t.file for t in tests}]
     context = Context(student=student, run=run, assignment=assignment,
                       mnist=_mnist() if any("mnist" in t.fixtures for t in tests) else None,
@@ -195,22 +207,27 @@ def _items(assignment: Assignment, nb: Notebook, student: live.Live, run: Any,
         items = _without_markdown(items, tests, nb)
     ran = {i.name.split("[")[0] for i in items}
     missing = [t.title for t in tests if t.name not in ran]
-    notes = [f"not run (was the check interrupted?): {', '.join(missing)}"] if missing else []
+    notes = [say(N_("not run (was the check interrupted?): {titles}"),
+                 titles=i18n.Words.join(missing, ", "))] if missing else []
     return items + ([written] if written is not None else []), notes
 
 
-def _nothing_matches(wanted: str, nb: Notebook, public: Sequence[Path]) -> str:
-    titles = "; ".join(t.title for t in rubric_tests(public)) or "none"
-    return f"no public item of {nb.name} has {wanted!r} in its name or title (its items: {titles})"
+def _nothing_matches(wanted: str, nb: Notebook, public: Sequence[Path], lang: str,
+                     catalogs: tuple[Any, ...]) -> str:
+    titles = i18n.Words.join([t.title for t in rubric_tests(public)]) or N_("none")
+    return i18n.text(say(N_("no public item of {name} has {wanted} in its name or title (its "
+                            "items: {titles})"), name=nb.name, wanted=repr(wanted),
+                         titles=titles), lang, catalogs)
 
 
 def _without_markdown(items: list[Item], tests: Sequence[RubricTest], nb: Notebook) -> list[Item]:
     """The items of tests that read markdown, told why they found none: the notebook was
     rebuilt from the input history, which holds only code."""
     reading = {t.name for t in tests if t.reads_markdown}
-    said = (f"your notebook's file was not found, so its markdown could not be read: save it "
-            f'and pass its path, as in notebook="{nb.name}"')
-    return [replace(i, feedback=said) if i.name.split("[")[0] in reading else i for i in items]
+    said = say(N_("your notebook's file was not found, so its markdown could not be read: save "
+                  'it and pass its path, as in notebook="{name}"'), name=nb.name)
+    return [replace(i, feedback=said, said=said.to_json()) if i.name.split("[")[0] in reading
+            else i for i in items]
 
 
 def _mnist() -> Any:

@@ -54,6 +54,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from grader.i18n import N_, Words, say
     from grader.judge.derived import check as check_code_gradients
     from grader.judge.derived import code_cells
     from grader.judge.derived import find as find_code_gradients
@@ -89,7 +90,6 @@ if TYPE_CHECKING:
         verify_layers,
     )
     from grader.judge.models import find as find_model
-    from grader.i18n import N_, Words, say
     from grader.judge.saved import judge_saving, saved_files
 
 __all__ = [

@@ -37,6 +37,7 @@ import nbformat
 import numpy as np
 
 from grader.errors import GraderError
+from grader.i18n import N_, say
 from grader.results import Outcome, RunRecord
 from grader.sandbox import kernel_probe, protocol
 from grader.sandbox.bwrap import DATA_ROOTS
@@ -44,7 +45,7 @@ from grader.sandbox.config import SandboxConfig
 from grader.sandbox.probes import ProbeClient, ProbeError
 
 #: The first note of a live run's record, as `limits.NOT_SANDBOXED` is a local run's.
-IN_THIS_KERNEL = "checked in this kernel, on this machine: nothing is sandboxed or limited"
+IN_THIS_KERNEL = N_("checked in this kernel, on this machine: nothing is sandboxed or limited")
 #: How `Live.reply` says a request the table refuses (the agent's words for it).
 REFUSED = "ProtocolError"
 
@@ -197,28 +198,29 @@ def find_notebook(namespace: Mapping[str, Any], notebook: str | os.PathLike[str]
     here = sorted(p for p in cwd.glob("*.ipynb") if p.is_file())
     best = here[0] if len(here) == 1 else closest(here, history)
     if best is not None:
-        how = "the only notebook in its folder" if len(here) == 1 else \
-            "of the notebooks in its folder, the one that holds what this kernel ran"
+        how = N_("the only notebook in its folder") if len(here) == 1 else \
+            N_("of the notebooks in its folder, the one that holds what this kernel ran")
         return _read(best, how)
     if any(code.strip() for code in history):
         return from_history(history)
-    raise LiveError("torchgrade could not find your notebook: save it, then pass its path, "
-                    'as in check("W4", notebook="W4_Homework.ipynb")')
+    raise LiveError(say(N_("torchgrade could not find your notebook: save it, then pass its "
+                           'path, as in check("W4", notebook="W4_Homework.ipynb")')))
 
 
 def _given(path: Path, cwd: Path) -> Source:
     path = path if path.is_absolute() else cwd / path
     if not path.is_file():
-        raise LiveError(f"there is no notebook at {path}: check the path given as notebook=")
-    return _read(path, "the notebook given")
+        raise LiveError(say(N_("there is no notebook at {path}: check the path given as "
+                               "notebook="), path=str(path)))
+    return _read(path, N_("the notebook given"))
 
 
 def _named(namespace: Mapping[str, Any], env: Mapping[str, str],
            cwd: Path) -> Iterator[tuple[Path, str]]:
     """The paths the front ends name, each with where it came from, in the order trusted."""
-    named = [(env.get("JPY_SESSION_NAME"), "the notebook Jupyter names"),
-             (namespace.get("__session__"), "the notebook Jupyter names"),
-             (namespace.get("__vsc_ipynb_file__"), "the notebook VS Code names")]
+    named = [(env.get("JPY_SESSION_NAME"), N_("the notebook Jupyter names")),
+             (namespace.get("__session__"), N_("the notebook Jupyter names")),
+             (namespace.get("__vsc_ipynb_file__"), N_("the notebook VS Code names"))]
     for value, found in named:
         if not isinstance(value, str) or not value.lower().endswith(".ipynb"):
             continue
@@ -232,9 +234,11 @@ def _read(path: Path, found: str) -> Source:
         with open(path, "rb") as handle:
             data = handle.read(MAX_NOTEBOOK_BYTES + 1)
     except OSError:
-        raise LiveError(f"{path} could not be read: is it open elsewhere?") from None
+        raise LiveError(say(N_("{path} could not be read: is it open elsewhere?"),
+                            path=str(path))) from None
     if len(data) > MAX_NOTEBOOK_BYTES:
-        raise LiveError(f"{path.name} is over {MAX_NOTEBOOK_BYTES >> 20} MB: clear its outputs")
+        raise LiveError(say(N_("{name} is over {size} MB: clear its outputs"), name=path.name,
+                            size=MAX_NOTEBOOK_BYTES >> 20))
     return Source(path.name, data.decode("utf-8", "replace"), str(path), found)
 
 
@@ -248,8 +252,8 @@ def _from_colab() -> Source | None:
 
         reply = _message.blocking_request("get_ipynb", request="", timeout_sec=30)
         if isinstance(reply, dict) and isinstance(reply.get("ipynb"), dict):
-            return Source("colab.ipynb", json.dumps(reply["ipynb"]), "", "the notebook Colab "
-                          "holds")
+            return Source("colab.ipynb", json.dumps(reply["ipynb"]), "",
+                          N_("the notebook Colab holds"))
     return None
 
 
@@ -289,14 +293,14 @@ def from_history(history: Sequence[str]) -> Source:
     texts = [code for code in history if code.strip()]
     kept = [code for i, code in enumerate(texts) if code not in texts[i + 1:]]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in kept])
-    return Source("notebook.ipynb", nbformat.writes(nb), "", "no notebook file was found",
+    return Source("notebook.ipynb", nbformat.writes(nb), "", N_("no notebook file was found"),
                   from_history=True)
 
 
 #: What a student reads when the notebook calls `.cuda()` in a kernel without a GPU.
-NO_GPU = ("this kernel has no GPU, so the notebook's .cuda() calls fail here (the TA's grader "
-          "without a GPU runs them on the CPU): move models and tensors with .to(device), "
-          "device = 'cuda' if torch.cuda.is_available() else 'cpu'")
+NO_GPU = N_("this kernel has no GPU, so the notebook's .cuda() calls fail here (the TA's "
+            "grader without a GPU runs them on the CPU): move models and tensors with "
+            ".to(device), device = 'cuda' if torch.cuda.is_available() else 'cpu'")
 
 
 def record(notebook: str, notes: Sequence[str] = ()) -> RunRecord:
