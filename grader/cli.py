@@ -11,6 +11,7 @@ broken assignment folder, 3 MNIST could not be provisioned, 4 the sandbox could 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,8 +34,9 @@ from grader.text import one_line
 
 LANG_OPTION = click.option(
     "--lang", type=click.Choice(i18n.LANGS), default=None,
-    help="The students' language: en (English) or zh (简体中文). Default: the assignment's "
-    "`lang` setting, else the TORCHGRADE_LANG environment variable, else en.")
+    help="The students' language: en (English) or zh (简体中文). Default: `lang` in the "
+    "assignment.toml (for `grade check`, a student's own TORCHGRADE_LANG comes first), else "
+    "TORCHGRADE_LANG, else en.")
 
 ASSIGNMENTS_OPTION = click.option(
     "--assignments", "assignments_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -477,7 +479,9 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
 
     tolerant_output()  # a file name the console's encoding lacks is shown escaped, not fatal
     assignment = assignments.find(hw, assignments_dir)
-    said = _Saying(i18n.chosen(lang, assignment.lang), assignment.folder)
+    # the student's own choice (the flag, then TORCHGRADE_LANG) before the course's default
+    said = _Saying(i18n.chosen(lang, os.environ.get(i18n.ENV), assignment.lang),
+                   assignment.folder)
     sandboxed = bwrap.executable() is not None
     config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     if not sandboxed and not as_json:
