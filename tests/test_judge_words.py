@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import inspect
 import io
+import json
 import re
 import string
 import tempfile
@@ -216,8 +217,8 @@ def english_left(text: str) -> list[str]:
 
 
 def said_in_chinese(english: Words, catalogs: tuple = ()) -> list[str]:
-    """What is wrong with ENGLISH said in Chinese: [] when it is translated, keeps its numbers
-    and leaves no English word but code and KEPT."""
+    """What is wrong with ENGLISH said in Chinese: [] when it is translated, keeps its numbers,
+    leaves no English word but code and KEPT, and says the same once stored as JSON."""
     chinese = zh(english, catalogs)
     problems = []
     if not english or chinese == english or not re.search(r"[\u4e00-\u9fff]", chinese):
@@ -226,6 +227,9 @@ def said_in_chinese(english: Words, catalogs: tuple = ()) -> list[str]:
         problems.append("other numbers")
     if english_left(chinese):
         problems.append(f"English left: {english_left(chinese)}")
+    stored = Words.from_json(json.loads(json.dumps(english.to_json())))
+    if stored is None or str(stored) != english or zh(stored, catalogs) != chinese:
+        problems.append("not the same once stored in the gradebook")
     return [f"{english!r} -> {chinese!r}: {', '.join(problems)}"] if problems else []
 
 
