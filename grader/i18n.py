@@ -89,6 +89,11 @@ class Words(str):
             _heard[str(made)] = made
         return made
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its template and arguments (a grading worker sends results back), since
+        its English alone may hold braces that are no fields."""
+        return (Words, (self.template, self.args))
+
     def render(self, lang: str, catalogs: Iterable[gettext.NullTranslations] = ()) -> str:
         """This sentence in LANG, from the catalogs (an assignment's first, then the
         grader's); English where none has it."""
@@ -213,7 +218,8 @@ def patterns(catalogs: tuple[gettext.NullTranslations, ...], lang: str) -> list[
     found = []
     for catalog in (*catalogs, translations(lang)):
         for template in getattr(catalog, "_catalog", {}):
-            if isinstance(template, str) and template and fields(template):
+            names = fields(template) if isinstance(template, str) and template else set()
+            if names and all(name.isidentifier() for name in names):
                 literal = "".join(part for part, _, _, _ in string.Formatter().parse(template))
                 found.append((len(literal), Template(template, _pattern(template), bool(
                     re.search("[A-Za-z]", literal)))))
@@ -295,8 +301,11 @@ def course_catalogs(folder: Path | None, lang: str) -> tuple[gettext.NullTransla
 
 def fields(template: str) -> set[str]:
     """The `{name}` fields of TEMPLATE (a translation must use the same ones)."""
-    return {name.split(".")[0].split("[")[0] for _, name, _, _ in
-            string.Formatter().parse(template) if name}
+    try:
+        return {name.split(".")[0].split("[")[0] for _, name, _, _ in
+                string.Formatter().parse(template) if name}
+    except ValueError:  # a literal text with a lone brace (LaTeX): no template
+        return set()
 
 
 # ---------------------------------------------------------------- what a rubric test said

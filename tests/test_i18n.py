@@ -178,3 +178,24 @@ def test_grade_check_in_chinese(tmp_path):
     assert any("h_sigmoid" in line and "链式法则" in line for line in lines), out.stdout
     for line in lines:
         assert not _english_words(line.replace("bob_W4_Homework.ipynb", "")), line
+
+
+def test_words_cross_a_process_boundary_whatever_their_english_holds():
+    """A grading worker sends its results back pickled: a reason that quotes LaTeX braces
+    must arrive whole."""
+    import pickle
+
+    reason = i18n.say("could not read: {reason}", reason="from ')\\frac{a}{b}'")
+    joined = i18n.Words.join([reason, i18n.say("{name} right", name="dW1")])
+    for words in (reason, joined):
+        again = pickle.loads(pickle.dumps(words))
+        assert again == words and again.to_json() == words.to_json()
+
+
+def test_a_catalog_message_with_latex_braces_is_no_template(tmp_path):
+    latex = "such as \\frac{\\partial f}{\\partial W_1} = ..."
+    folder = _catalog(tmp_path, {latex: "例如 \\frac{\\partial f}{\\partial W_1} = ...",
+                                 "{name} is off by {k}": "{name} 差了 {k} 倍"})
+    catalogs = i18n.course_catalogs(folder, "zh")
+    assert i18n.text(latex, "zh", catalogs).startswith("例如")
+    assert i18n.text("dW2 is off by 7", "zh", catalogs) == "dW2 差了 7 倍"

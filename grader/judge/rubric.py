@@ -192,8 +192,8 @@ class Asked:
         def asked(*args: Any, **kwargs: Any) -> Any:
             target = next((a for a in args if isinstance(a, str)), "")
             self.last = i18n.say(i18n.N_("{verb} `{target}`"), verb=ASKING.get(
-                name, i18n.N_("asking")), target=target) if target else i18n.say(ASKING.get(
-                    name, i18n.N_("asking about the notebook")))
+                name, ASKING_SOMETHING), target=target) if target else i18n.say(ASKING.get(
+                    name, ASKING_ABOUT))
             return found(*args, **kwargs)
 
         return asked
@@ -205,6 +205,7 @@ ASKING = {"call": N_("calling"), "value": N_("reading"), "forward": N_("running 
           "load_and_forward": N_("loading and running"),
           "modules": N_("looking for the models"), "read_file": N_("reading the file"),
           "files": N_("listing the files"), "environment": N_("asking for the torch version")}
+ASKING_SOMETHING, ASKING_ABOUT = N_("asking"), N_("asking about the notebook")
 
 
 def _words(excinfo: Any, student: Asked | None) -> str:
