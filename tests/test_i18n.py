@@ -161,7 +161,7 @@ def test_a_w4_diagnosis_in_chinese():
              Verdict("db1", 1.0, Mistake.SIGMOID_DERIVATIVE, n=7),
              Verdict("dW2", 1.0, Mistake.TRANSPOSED, shape=(3, 4), expected=(4, 3))]
     said = mistakes.summarize(wrong).render("zh")
-    assert said.startswith("dW1, db1")
+    assert said.startswith("dW1、db1：")
     assert "h_sigmoid ⊙ (1 − h_sigmoid)" in said and "[3, 4]" in said and "[4, 3]" in said
     assert not _english_words(said), said
 

@@ -137,7 +137,7 @@ def _phrase(verdict: Verdict) -> Words:
     return Words(_SHARED[verdict.mistake], _fields(verdict))
 
 
-def _shared(verdict: Verdict, names: str) -> Words:
+def _shared(verdict: Verdict, names: str) -> Words:  # names: one, or a Words.join of several
     return say(_NAMED, names=names, text=_phrase(verdict))
 
 
@@ -178,7 +178,8 @@ def summarize(wrong: Iterable[Verdict]) -> Words:
             key = (verdict.mistake, verdict.name)
         groups.setdefault(key, []).append(verdict)
     return Words.join(
-        _shared(group[0], _LIST.join(v.name for v in group)) if group[0].mistake in _SHARED
+        _shared(group[0], Words.join([v.name for v in group], _LIST))
+        if group[0].mistake in _SHARED
         else describe(group[0]) for group in groups.values())
 
 
