@@ -449,13 +449,15 @@ def judge_markdown(markdown: list[str], rng: np.random.Generator) -> dict[str, R
     return best(read_markdown(markdown, rng))
 
 
-def evidence(readings: list[Reading]) -> list[dict[str, str]]:
+def evidence(readings: list[Reading]) -> list[dict[str, Any]]:
     """The rows the report draws for `evidence["derivations"]`: each expression as written,
-    with its verdict and feedback."""
-    return [{"target": r.target, "latex": r.latex, "verdict": r.verdict,
-             "feedback": describe(r)} for r in readings]
-
-
+    with its verdict and feedback (and the feedback's structure, to say it in Chinese)."""
+    rows = []
+    for r in readings:
+        feedback = describe(r)
+        rows.append({"target": r.target, "latex": r.latex, "verdict": r.verdict,
+                     "feedback": str(feedback), "said": feedback.to_json()})
+    return rows
 
 
 def _check(expression: Expression, tree: Node, definitions: dict[str, Node],
