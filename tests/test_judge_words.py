@@ -17,7 +17,6 @@ import io
 import json
 import re
 import string
-import tempfile
 import tomllib
 from collections import Counter
 from collections.abc import Callable
@@ -46,8 +45,9 @@ from grader.judge import (
     saved,
 )
 from grader.judge.mistakes import Mistake, Verdict
-from grader.sandbox import ProbeError, kernel_probe
+from grader.sandbox import ProbeError
 from reference import twolayer
+from tests.test_loops import Kernel as Evaluates
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE = sorted((ROOT / "grader" / "judge").glob("*.py"))
@@ -335,26 +335,6 @@ def _loop(body: str, before: str = "") -> str:
     return ("import numpy as np\nimport torch\ndata_size, batch_size = 100, 10\n"
             "x = torch.rand(100, 1)\ny = x ** 2\n" + before + "for epoch in range(3):\n"
             + "".join(f"    {line}\n" for line in body.strip("\n").split("\n")))
-
-
-class Evaluates:
-    """The sandbox's `evaluate`, answered by the kernel's own code here, on our own test text
-    only (the grader never runs a notebook's code in its own process)."""
-
-    def evaluate(self, expression: str, arrays: dict[str, Any], *, torch: bool = True,
-                 timeout: float = 0) -> np.ndarray:
-        with tempfile.TemporaryDirectory() as folder:
-            inputs = []
-            for i, value in enumerate(arrays.values()):
-                inputs.append(f"{folder}/{i}.npy")
-                np.save(inputs[-1], np.asarray(value), allow_pickle=False)
-            try:
-                answer = kernel_probe.evaluate({"expression": expression, "inputs": inputs,
-                                                "names": list(arrays), "torch": torch},
-                                               folder, {})
-            except Exception as error:  # noqa: BLE001  what the agent reports as failed
-                raise ProbeError(str(error), "raised") from None
-            return np.load(answer["outputs"][0], allow_pickle=False)
 
 
 class Refuses:

@@ -456,7 +456,7 @@ def evidence(readings: list[Reading]) -> list[dict[str, Any]]:
     for r in readings:
         feedback = describe(r)
         rows.append({"target": r.target, "latex": r.latex, "verdict": r.verdict,
-                     "feedback": str(feedback), "said": feedback.to_json()})
+                     "feedback": feedback, "said": feedback.to_json()})
     return rows
 
 
