@@ -280,3 +280,24 @@ def test_report_lists_overrides_a_regrade_questioned(tmp_path: Path):
     report = run("report", "--out", str(tmp_path)).output
     assert ("override not applied (its item or result is gone): W4 alice W4_Homework.ipynb "
             "test_gradients = 2") in report
+
+
+def test_publish_in_chinese_and_a_language_without_a_catalog(tmp_path: Path):
+    """`--lang zh` reaches every student page; `--lang fr` is refused in one line, exit 2."""
+    from grader.results import Item, ItemStatus
+
+    book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
+    item = Item("test_gradients_match_the_derivation", 6, 6, "", False, ItemStatus.PASSED,
+                "The four gradients are right on fresh inputs")
+    book.store("W4", "k1", Result("ann", "W4_Homework.ipynb", "h", RunRecord("completed"),
+                                  [item]))
+    book.close()
+    site = tmp_path / "site"
+    result = run("publish", "--gradebook", str(tmp_path / "grades"), "--out", str(site),
+                 "--lang", "zh")
+    assert result.exit_code == 0, result.output
+    page = next((site / "s").glob("*.html")).read_text(encoding="utf-8")
+    assert '<html lang="zh-Hans">' in page and "四个梯度" in page
+    refused = CliRunner().invoke(main, ["publish", "--gradebook", str(tmp_path / "grades"),
+                                        "--out", str(site), "--lang", "fr"])
+    assert refused.exit_code == 2 and "'fr' is not one of 'en', 'zh'" in refused.output
