@@ -480,7 +480,7 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     tolerant_output()  # a file name the console's encoding lacks is shown escaped, not fatal
     assignment = assignments.find(hw, assignments_dir)
     # the student's own choice (the flag, then TORCHGRADE_LANG) before the course's default
-    said = _Saying(i18n.chosen(lang, os.environ.get(i18n.ENV), assignment.lang),
+    said = i18n.Voice(i18n.chosen(lang, os.environ.get(i18n.ENV), assignment.lang),
                    assignment.folder)
     sandboxed = bwrap.executable() is not None
     config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
@@ -510,25 +510,7 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
                                       page=html_path.resolve().as_uri())))
 
 
-class _Saying:
-    """What `grade check` prints, in the student's language: the grader's catalog and the
-    course's own (the rubric's titles and messages)."""
-
-    def __init__(self, lang: str, folder: Path | None) -> None:
-        self.lang = lang
-        self.catalogs = i18n.course_catalogs(folder, lang)
-
-    def text(self, value: str) -> str:
-        return i18n.text(value, self.lang, self.catalogs)
-
-    def title(self, item: Any) -> str:
-        return i18n.translate(item.heading, self.lang, self.catalogs)
-
-    def feedback(self, item: Any) -> str:
-        return i18n.feedback(item.feedback, item.said, self.lang, self.catalogs)
-
-
-def _say_result(result: Result, submission: Submission, said: _Saying, unsaid: str) -> None:
+def _say_result(result: Result, submission: Submission, said: i18n.Voice, unsaid: str) -> None:
     """The check's lines: the result, the hand-in's notes, one line per item, the run's notes
     (all but UNSAID, which the first line said)."""
     reason = f"  ({one_line(said.text(result.run.reason))})" if result.run.reason else ""
@@ -654,17 +636,25 @@ def _gradebook_rows(out: Path, hw: str | None,
               "(else hidden, or shown by Gradescope after the due date when the toml says "
               "`release = \"after_due\"`).")
 @ASSIGNMENTS_OPTION
+@click.option("--lang", type=click.Choice(i18n.LANGS), default=None,
+              help="Gradescope: the language of what students read there (item titles, "
+              "feedback, the run's outcome, lateness): en or zh. Default: `lang` in the "
+              "assignment.toml, else en. The CSV and the Canvas import are for staff and stay "
+              "in English.")
 def export(out: Path, fmt: str, hw: str | None, roster_path: Path | None,
-           release_hidden: bool, assignments_dir: Path) -> None:
+           release_hidden: bool, assignments_dir: Path, lang: str | None) -> None:
     """Export the gradebook in OUT: a CSV of every item, Gradescope results.json files (one per
     student, with a leaderboard of the measured accuracies), or a Canvas grade-import CSV.
     Totals are after the TA's overrides and the late policy of assignment.toml as it is now:
     change a due date or an extension and export again, no regrade needed."""
     rows = _gradebook_rows(out, hw, assignments_dir)
+    every = assignments.all_assignments(assignments_dir)
     options = exports.Options(released=_released(assignments_dir, release_hidden),
-                              points={a.name: a.points for a in
-                                      assignments.all_assignments(assignments_dir)},
-                              roster=roster.load(roster_path) if roster_path else None)
+                              points={a.name: a.points for a in every},
+                              roster=roster.load(roster_path) if roster_path else None,
+                              voices={a.name: i18n.Voice(i18n.chosen(lang, a.lang), a.folder)
+                                      for a in every},
+                              lang=i18n.chosen(lang))
     written = exports.write(fmt, rows, out, options)
     for warning in options.warnings:
         click.echo(f"warning: {one_line(warning, 1000)}", err=True)

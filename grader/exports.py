@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader import i18n
+from grader.i18n import N_
 from grader.intake.roster import Roster
 from grader.results import Outcome, Override, Result, StoredResult
 
@@ -36,11 +38,14 @@ def as_json(result: Result) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Options:
     """What an export needs beyond the rows: which homeworks' hidden items are released (and
-    which release themselves after the due date), each homework's points, and the roster."""
+    which release themselves after the due date), each homework's points, the roster, and
+    the language each homework's students read (Gradescope's texts; English by default)."""
 
     released: Mapping[str, str] = field(default_factory=dict)  # hw -> visible|after_due|hidden
     points: Mapping[str, float] = field(default_factory=dict)  # hw -> points possible
     roster: Roster | None = None
+    voices: Mapping[str, i18n.Voice] = field(default_factory=dict)  # hw -> students' language
+    lang: str = i18n.DEFAULT                    # a homework's without a voice (no toml left)
     warnings: list[str] = field(default_factory=list)          # filled by the export
 
 
@@ -86,43 +91,55 @@ VISIBILITY = {"visible": "visible", "after_due": "after_due_date", "hidden": "hi
 def _gradescope(rows: list[StoredResult], out: Path, options: Options) -> Path:
     """One results.json per student and notebook, in Gradescope's autograder format: hidden
     items `hidden` until released (`after_due_date` when the toml releases them after the due
-    date), and a leaderboard of the accuracies the grader measured."""
+    date), and a leaderboard of the accuracies the grader measured. What a student reads
+    there (the item titles, the feedback, the run's outcome and the lateness) is in the
+    homework's language."""
     folder = out / "gradescope"
     folder.mkdir(exist_ok=True)
     for row in rows:
+        voice = options.voices.get(row.hw) or i18n.Voice(options.lang)
         hidden = VISIBILITY[options.released.get(row.hw, "hidden")]
-        tests = [{"name": i.heading, "score": i.score, "max_score": i.max,
-                  "output": _output(i), "visibility": hidden if i.hidden else "visible"}
+        tests = [{"name": voice.title(i), "score": i.score, "max_score": i.max,
+                  "output": _output(i, voice), "visibility": hidden if i.hidden else "visible"}
                  for i in row.items]
-        payload: dict[str, Any] = {"score": row.total, "tests": tests,
-                                   "output": "\n".join(filter(None, [
-                                       f"{row.outcome}: {row.reason}" if row.reason else "",
-                                       row.lateness]))}
-        board = _leaderboard(row)
+        payload: dict[str, Any] = {"score": row.total, "tests": tests, "output": "\n".join(
+            filter(None, [_run_line(row, voice), voice.text(row.lateness)]))}
+        board = _leaderboard(row, voice)
         if board:
             payload["leaderboard"] = board
         name = f"{row.student}_{row.notebook.removesuffix('.ipynb')}.results.json"
         name = name.replace("/", "_")  # one file in the folder, whatever the name holds
-        (folder / name).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        (folder / name).write_text(json.dumps(payload, indent=2, ensure_ascii=False),
+                                   encoding="utf-8")
     return folder
 
 
-def _output(item: Any) -> str:
+def _run_line(row: StoredResult, voice: i18n.Voice) -> str:
+    """Why the run did not complete ("error: cell 3: NameError: ..."), when it did not."""
+    if not row.reason:
+        return ""
+    return voice.text(i18n.say(N_("{outcome}: {reason}"), outcome=voice.text(str(row.outcome)),
+                               reason=voice.text(row.reason)))
+
+
+def _output(item: Any, voice: i18n.Voice) -> str:
     if item.override is None:
-        return item.feedback
-    return f"{item.feedback}\nScore set by course staff: {item.override.reason}".strip()
+        return voice.feedback(item)
+    staff = i18n.say(N_("Score set by course staff: {reason}"), reason=item.override.reason)
+    return f"{voice.feedback(item)}\n{voice.text(staff)}".strip()
 
 
-def _leaderboard(row: StoredResult) -> list[dict[str, Any]]:
+def _leaderboard(row: StoredResult, voice: i18n.Voice) -> list[dict[str, Any]]:
     """The W6 accuracies, as Gradescope's leaderboard shows them (highest first)."""
     accuracy = row.evidence.get("accuracy")
     if not isinstance(accuracy, dict):
         return []
     board = []
-    for key, label in (("test", "Test accuracy"), ("holdout", "Hold-out accuracy")):
+    for key, label in (("test", N_("Test accuracy")), ("holdout", N_("Hold-out accuracy"))):
         value = accuracy.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            board.append({"name": label, "value": round(float(value), 4), "order": "desc"})
+            board.append({"name": voice.text(label), "value": round(float(value), 4),
+                          "order": "desc"})
     return board
 
 

@@ -299,6 +299,28 @@ def course_catalogs(folder: Path | None, lang: str) -> tuple[gettext.NullTransla
     return (catalog(Path(folder) / "locale" / f"{lang}.po"),)
 
 
+class Voice:
+    """How the grader speaks to one homework's students outside a page (`grade check`, the
+    Gradescope export): in LANG, from the grader's catalog and the course's own (the rubric's
+    titles and messages, `<folder>/locale/<lang>.po`)."""
+
+    def __init__(self, lang: str = DEFAULT, folder: Path | None = None) -> None:
+        self.lang = language(lang)
+        self.catalogs = course_catalogs(folder, self.lang)
+
+    def text(self, value: str) -> str:
+        """A stored sentence or a `Words` (a run's reason, a note) in the language."""
+        return text(value, self.lang, self.catalogs)
+
+    def title(self, item: Any) -> str:
+        """An item's title (`heading`) in the language."""
+        return translate(item.heading, self.lang, self.catalogs)
+
+    def feedback(self, item: Any) -> str:
+        """An item's feedback in the language, from its structure when the gradebook kept one."""
+        return feedback(item.feedback, item.said, self.lang, self.catalogs)
+
+
 def fields(template: str) -> set[str]:
     """The `{name}` fields of TEMPLATE (a translation must use the same ones)."""
     try:

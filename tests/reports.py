@@ -8,6 +8,7 @@ also publish a notebook that really ran in the sandbox.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -121,3 +122,18 @@ def build(folder: Path) -> Path:
     book.store_rejected("W4", "mallory", "W4_Homework.ipynb", "zip holds a symlink")
     book.close()
     return folder
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def late_course(folder: Path) -> Path:
+    """A copy of the bundled assignments in FOLDER, W4 due 2026-10-05 23:59 (+08:00) at 10% of
+    its points a day late; returns the copy."""
+    rubrics = folder / "assignments"
+    shutil.copytree(ROOT / "assignments", rubrics)
+    toml = rubrics / "W4" / "assignment.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").split("\n[due]")[0]
+                    + '\n[due]\nat = 2026-10-05T23:59:00+08:00\n[late]\nper = "day"\n'
+                      "penalty = 0.1\n", encoding="utf-8")
+    return rubrics

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from grader import exports
+from grader import exports, i18n
 from grader.gradebook import Gradebook, result_key
 from grader.intake import roster
+from grader.judge import mistakes
 from grader.results import Handin, Item, Result, RunRecord, StoredResult
+from tests import reports
 
 ROSTER = ('\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Homework 4 (88)\r\n'
           '    Points Possible,,,,,14\r\n'
@@ -84,3 +86,87 @@ def test_gradescope_keeps_hidden_items_hidden_until_released(rows, tmp_path: Pat
         {"name": "Hold-out accuracy", "value": 0.9765, "order": "desc"}]
     w4 = json.loads((folder / "1001_W4_Homework.results.json").read_text(encoding="utf-8"))
     assert "leaderboard" not in w4
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """The bundled assignments, W4 due 2026-10-05 23:59 (+08:00) at 10% a day."""
+    return reports.late_course(tmp_path)
+
+
+def graded_w4(grades: Path) -> None:
+    """bob's W4 as the grader diagnoses it (the sigmoid's derivative left out of dW1 and db1,
+    its structure kept), handed in a day and three hours late, with a TA's override; dave's
+    notebook stopped at a NameError."""
+    wrong = mistakes.summarize([mistakes.Verdict(name, 0.4, mistakes.Mistake.SIGMOID_DERIVATIVE)
+                                for name in ("dW1", "db1")])
+    items = [Item("test_gradients_match_the_derivation", 3, 6, str(wrong), False, "partial",
+                  "The four gradients are right on fresh inputs", said=wrong.to_json()),
+             Item("test_derivative_expressions", 4, 4, "all four expressions right", False,
+                  "passed", "The derivatives written in markdown are right")]
+    book = Gradebook(grades / "gradebook.sqlite")
+    book.store("W4", result_key("bob", "W4_Homework.ipynb", "h", "1", "d"),
+               Result("bob", "W4_Homework.ipynb", "h", RunRecord("completed"), items))
+    book.record_handin("W4", "bob", "W4_Homework.ipynb",
+                       Handin(submitted_at="2026-10-07T03:00:00+08:00"))
+    book.set_override("W4", "bob", "W4_Homework.ipynb", "test_derivative_expressions", 3,
+                      "the markdown copies the slide", "ta")
+    book.store("W4", result_key("dave", "W4_Homework.ipynb", "h", "1", "d"),
+               Result("dave", "W4_Homework.ipynb", "h", RunRecord(
+                   "error", reason="cell 5: NameError: name 'h_sig' is not defined"), []))
+    book.close()
+
+
+def exported(grades: Path, course: Path, *flags: str) -> dict[str, dict]:
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    done = CliRunner().invoke(main, ["export", "--out", str(grades), "--format", "gradescope",
+                                     "--assignments", str(course), *flags],
+                              env={i18n.ENV: ""}, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return {path.name.split("_")[0]: json.loads(path.read_text(encoding="utf-8"))
+            for path in (grades / "gradescope").glob("*.results.json")}
+
+
+def test_gradescope_says_what_a_student_reads_in_chinese(tmp_path: Path, course: Path):
+    """`grade export --format gradescope --lang zh`: the item titles (the course's catalog),
+    the diagnosis (from its kept structure), the TA's reason for an override, the run's
+    outcome and the lateness are what the Chinese page says; only code and names stay."""
+    from tests.test_report_lang import english
+
+    graded_w4(tmp_path / "grades")
+    english_json = exported(tmp_path / "grades", course)
+    chinese = exported(tmp_path / "grades", course, "--lang", "zh")
+    bob = chinese["bob"]
+    assert [t["name"] for t in bob["tests"]] == ["四个梯度在新输入上都正确",
+                                                "用 Markdown 写出的导数正确"]
+    assert bob["tests"][0]["output"] == \
+        "dW1、db1：链式法则中缺少 sigmoid 的导数 h_sigmoid ⊙ (1 − h_sigmoid)"
+    assert bob["tests"][1]["output"] == "四个表达式全部正确\n分数由课程助教给出：the markdown " \
+        "copies the slide"  # the TA's words, as written
+    assert bob["output"].startswith("迟交 1 天 3 小时（截止时间 2026-10-05 23:59 +08:00）")
+    assert bob["score"] == english_json["bob"]["score"] == 6 - 2  # 20% of the 10 points
+    assert chinese["dave"]["output"] == "出错：单元格 5：NameError: name 'h_sig' is not defined"
+    said = [bob["output"], chinese["dave"]["output"].split("NameError")[0],
+            *(t["name"] for t in bob["tests"]), bob["tests"][0]["output"],
+            bob["tests"][1]["output"].replace("the markdown copies the slide", "")]
+    assert not english("\n".join(said)), said
+    assert english_json["bob"]["tests"][1]["output"] == ("all four expressions right\nScore "
+                                                        "set by course staff: the markdown "
+                                                        "copies the slide")
+    assert english_json["dave"]["output"] == "error: cell 5: NameError: name 'h_sig' is not " \
+        "defined"
+
+
+def test_gradescope_follows_the_course_language(rows, tmp_path: Path):
+    """A homework whose voice is Chinese (its toml's `lang`) gets a Chinese leaderboard; one
+    without a voice follows `lang`, English by default."""
+    folder = exports.write("gradescope", rows, tmp_path, exports.Options(
+        voices={"W6": i18n.Voice("zh")}))
+    w6 = json.loads((folder / "1001_W6_MNIST_FC.results.json").read_text(encoding="utf-8"))
+    assert [b["name"] for b in w6["leaderboard"]] == ["测试集准确率", "保留集准确率"]
+    assert [t["name"] for t in w6["tests"]] == ["Runs", "Hidden check"]  # no catalog has them
+    w4 = json.loads((folder / "1001_W4_Homework.results.json").read_text(encoding="utf-8"))
+    assert w4["tests"][0]["name"] == "Runs"

@@ -218,12 +218,7 @@ def test_a_sentence_no_template_makes_stays_as_it_was_stored():
 def test_the_lateness_line_in_chinese(tmp_path: Path, no_env_lang: None):
     """A hand-in a day and three hours late under a 10% a day policy: the student's page says
     how late, by when, and what it cost, in Chinese; the date stays as the TA wrote it."""
-    rubrics = tmp_path / "assignments"
-    shutil.copytree(ROOT / "assignments", rubrics)
-    toml = rubrics / "W4" / "assignment.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").split("\n[due]")[0]
-                    + '\n[due]\nat = 2026-10-05T23:59:00+08:00\n[late]\nper = "day"\n'
-                      "penalty = 0.1\n", encoding="utf-8")
+    rubrics = reports.late_course(tmp_path)
     book = Gradebook(tmp_path / "grades" / "gradebook.sqlite")
     book.store("W4", result_key("amy", "W4_Homework.ipynb", "h", "1", "d"),
                Result("amy", "W4_Homework.ipynb", "h", RunRecord("completed"),
