@@ -206,6 +206,46 @@ def test_jupyter_servers_session_name_then_vs_codes_file(tmp_path):
                               cwd=tmp_path, history=[]).path == str(vscode)
 
 
+def colab(monkeypatch: pytest.MonkeyPatch, reply: object) -> list[tuple]:
+    """A stand-in for Colab's frontend (there is no Colab here): `google.colab._message`
+    whose `blocking_request` answers REPLY, as Colab answers "get_ipynb"; the requests made."""
+    import types
+
+    asked: list[tuple] = []
+
+    def blocking_request(kind: str, request: str = "", timeout_sec: float = 5) -> object:
+        asked.append((kind, request, timeout_sec))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    package = types.ModuleType("google.colab")
+    message = types.ModuleType("google.colab._message")
+    message.blocking_request = blocking_request  # type: ignore[attr-defined]
+    package._message = message  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "google.colab", package)
+    monkeypatch.setitem(sys.modules, "google.colab._message", message)
+    return asked
+
+
+def test_in_colab_the_frontends_notebook(tmp_path, monkeypatch):
+    """Colab's notebook is not on the kernel's disk: the frontend's copy is read, before a
+    notebook that happens to sit in the working folder; a frontend that does not answer (or
+    answers something else) is passed over, never an error."""
+    saved(tmp_path / "sample.ipynb", "z = 0")
+    held = json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def gradients(X):\n    return X")])))
+    asked = colab(monkeypatch, {"ipynb": held})
+    found = live.find_notebook({}, env={}, cwd=tmp_path, history=[])
+    assert asked and asked[0][0] == "get_ipynb"
+    assert "Colab" in found.how and not found.from_history
+    assert function_source(live.record(found.text, []), "gradients").startswith("def gradients")
+    for reply in (TimeoutError("no answer"), {"ipynb": None}, None):
+        colab(monkeypatch, reply)
+        assert live.find_notebook({}, env={}, cwd=tmp_path, history=[]).path == \
+            str(tmp_path / "sample.ipynb")
+
+
 def test_in_the_folder_the_only_notebook_or_the_one_that_ran(tmp_path):
     only = saved(tmp_path / "hw.ipynb", "a = 1")
     assert live.find_notebook({}, env={}, cwd=tmp_path, history=[]).path == str(only)
