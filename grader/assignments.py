@@ -34,6 +34,7 @@ from typing import Any
 
 from grader import i18n, late
 from grader.errors import AssignmentError
+from grader.i18n import N_, say
 
 #: The assignments shipped with torchgrade; a TA points `--assignments DIR` at a private copy.
 BUNDLED = Path(__file__).resolve().parent.parent / "assignments"
@@ -520,7 +521,7 @@ def _literal_cases(decorator: ast.expr, where: str) -> int:
 
 def all_assignments(root: Path = BUNDLED) -> list[Assignment]:
     if not root.is_dir():
-        raise AssignmentError(f"{root}: no such assignments folder")
+        raise AssignmentError(say(N_("{root}: no such assignments folder"), root=str(root)))
     return [load(p.parent) for p in sorted(root.glob("*/assignment.toml"))]
 
 
@@ -542,8 +543,9 @@ def find(hw: str, root: Path = BUNDLED) -> Assignment:
                  for n in (nb.name, *nb.aliases)]
         if wanted == assignment.name.lower() or wanted in names:
             return assignment
-    known = ", ".join(a.name for a in candidates) or "none"
-    raise AssignmentError(f"no assignment or notebook named {hw!r} in {root} (known: {known})")
+    known = i18n.Words.join([a.name for a in candidates], ", ") if candidates else N_("none")
+    raise AssignmentError(say(N_("no assignment or notebook named {hw} in {root} (known: "
+                                 "{known})"), hw=repr(hw), root=str(root), known=known))
 
 
 def dues(root: Path = BUNDLED) -> dict[str, late.Due | None]:

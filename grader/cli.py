@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from grader import __version__, assignments, data, exports, i18n, intake, late
-from grader.errors import GraderError
+from grader.errors import AssignmentError, GraderError
 from grader.gradebook import Gradebook, GradebookError, as_stored, clean_result, result_key
 from grader.intake import Submission, roster
 from grader.judge.grade import failure_reason, grade
@@ -457,8 +457,22 @@ def _storer(book: Gradebook, hw: str, submissions: dict[str, Submission]
     return store
 
 
+class _Refused(click.ClickException):
+    """A self-check that cannot start for a reason the student can fix (no such file, no such
+    homework, not a notebook of it): one line in the student's language, exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, said: i18n.Voice) -> None:
+        super().__init__(one_line(said.text(i18n.say(i18n.N_("error: {what}"),
+                                                     what=said.text(what))), 1000))
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
 @main.command("check")
-@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("notebook", type=click.Path(path_type=Path))
 @click.option("--hw", required=True, help="Homework (W4, W5, W6) or the notebook's name.")
 @ASSIGNMENTS_OPTION
 @click.option("--timeout", type=click.IntRange(1), help="Seconds for the whole notebook.")
@@ -478,10 +492,17 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     from grader.text import tolerant_output
 
     tolerant_output()  # a file name the console's encoding lacks is shown escaped, not fatal
-    assignment = assignments.find(hw, assignments_dir)
     # the student's own choice (the flag, then TORCHGRADE_LANG) before the course's default
+    said = i18n.Voice(i18n.chosen(lang))
+    if not notebook.is_file():
+        raise _Refused(i18n.say(i18n.N_("there is no notebook file at {path}"),
+                                path=str(notebook)), said)
+    try:
+        assignment = assignments.find(hw, assignments_dir)
+    except AssignmentError as exc:
+        raise _Refused(exc.args[0], said) from None
     said = i18n.Voice(i18n.chosen(lang, os.environ.get(i18n.ENV), assignment.lang),
-                   assignment.folder)
+                      assignment.folder)
     sandboxed = bwrap.executable() is not None
     config = _config(assignment, timeout, sandboxed, cpu_fallback=True)
     if not sandboxed and not as_json:
@@ -491,7 +512,8 @@ def check(notebook: Path, hw: str, assignments_dir: Path, timeout: int | None,
     if rejected or not found:
         reason = rejected[0].reason if rejected else i18n.say(
             i18n.N_("not a notebook of {hw}"), hw=assignment.name)
-        raise click.UsageError(one_line(f"{notebook}: {said.text(reason)}", 1000))
+        raise _Refused(i18n.say(i18n.N_("{file}: {reason}"), file=str(notebook),
+                                reason=said.text(reason)), said)
     result = clean_result(grade(found[0], assignment, config, public_only=True,
                                 mnist=_mnist()))
     if html_path is not None:

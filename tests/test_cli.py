@@ -120,13 +120,32 @@ SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
 GRADE = str(Path(sys.executable).parent / "grade")
 
 
-def test_check_of_another_homework_says_which_it_resembles_and_exits_2(tmp_path: Path):
-    notebook = tmp_path / "W6 homework (final).ipynb"
-    notebook.write_bytes((SUBMISSIONS / "alice_W4_Homework.ipynb").read_bytes())
-    result = CliRunner().invoke(main, ["check", str(notebook), "--hw", "W6"])
-    assert result.exit_code == 2
-    assert "not this homework: W6 homework (final).ipynb resembles W4_Homework.ipynb (W4)" \
-        in result.output
+@pytest.mark.parametrize("lang, said", [
+    ("en", ["error: there is no notebook file at {missing}",
+            "error: no assignment or notebook named 'W9' in {rubrics} (known: W4, W5, W6)",
+            "error: {other}: not this homework: W6 homework (final).ipynb resembles "
+            "W4_Homework.ipynb (W4), not W6_MNIST_FC.ipynb"]),
+    ("zh", ["错误：{missing} 处没有 notebook 文件",
+            "错误：{rubrics} 中没有名为 'W9' 的作业或 notebook（已有：W4、W5、W6）",
+            "错误：{other}：不是本次作业：W6 homework (final).ipynb 与 W4_Homework.ipynb (W4) "
+            "相似，而不是 W6_MNIST_FC.ipynb"])])
+def test_a_check_that_cannot_start_says_why_in_one_line_in_the_students_language(
+        tmp_path: Path, lang: str, said: list[str]):
+    """No such file, no such homework, another homework's notebook: each is one line on
+    stderr (no usage text), in the language asked, and exit 2."""
+    from grader import assignments
+
+    other = tmp_path / "W6 homework (final).ipynb"
+    other.write_bytes((SUBMISSIONS / "alice_W4_Homework.ipynb").read_bytes())
+    missing = tmp_path / "nope.ipynb"
+    places = {"missing": missing, "rubrics": assignments.BUNDLED, "other": other}
+    for args, expected in zip([[str(missing), "--hw", "W4"],
+                               [str(SUBMISSIONS / "bob_W4_Homework.ipynb"), "--hw", "W9"],
+                               [str(other), "--hw", "W6"]], said, strict=True):
+        done = CliRunner().invoke(main, ["check", *args, "--lang", lang],
+                                  env={"TORCHGRADE_LANG": ""})
+        assert (done.exit_code, done.stdout) == (2, ""), done.output
+        assert done.stderr == expected.format(**places) + "\n"
 
 
 @pytest.mark.slow

@@ -337,6 +337,8 @@ def test_what_a_student_can_fix_is_one_line_never_a_traceback(tmp_path):
     assert "\n" not in str(other.value)
     with pytest.raises(CheckError, match="no public item of W4_Homework.ipynb has 'nothing'"):
         check("W4", "nothing", notebook=SUBMISSIONS / "alice_W4_Homework.ipynb")
+    with pytest.raises(CheckError, match="没有名为 'W9' 的作业或 notebook（已有：W4、W5、W6）"):
+        check("W9", lang="zh")
 
 
 # ------------------------------------------------------------------ in a real kernel
